@@ -1,0 +1,1 @@
+"""Command resource types: exec and shell."""

@@ -1,0 +1,4 @@
+"""Facts about the host.
+
+OS, distribution, architecture, hostname, CPUs, memory, Python, addresses.
+"""

@@ -1,0 +1,1 @@
+"""Host sources for inventories: raw, file, glob, http."""

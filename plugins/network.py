@@ -1,0 +1,1 @@
+"""Network resource types: http, download, http_listener."""

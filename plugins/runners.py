@@ -1,0 +1,1 @@
+"""Test runners: local, podman, docker."""

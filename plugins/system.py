@@ -1,0 +1,1 @@
+"""System resource types: package, service, user, group, cron, sysctl."""

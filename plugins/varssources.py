@@ -1,0 +1,1 @@
+"""Vars sources: file, glob, http, env."""

@@ -1,0 +1,1 @@
+"""The HTTP webhook report hook."""
