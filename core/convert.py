@@ -185,7 +185,70 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook_factory(attrs.has, attrs_unstructure_factory)
     conv.register_structure_hook_factory(_is_dict_type, dict_hook_factory)
     _install_list_check(conv)
+    _install_plain_unions(conv)
     return conv
+
+
+_PLAIN = (str, int, float, bool)
+
+
+def _union_members(tp: Any) -> list[Any]:
+    return [arg for arg in tp.__args__ if arg is not type(None)]
+
+
+def _is_plain_union(tp: Any) -> bool:
+    """A union of scalars, lists and mappings, such as ``Union[str, list[str]]``."""
+    if getattr(tp, "__origin__", None) is not Union:
+        return False
+    members = _union_members(tp)
+    return len(members) > 1 and all(
+        arg in _PLAIN or _is_list_type(arg) or _is_dict_type(arg) for arg in members
+    )
+
+
+def _install_plain_unions(conv: cattrs.Converter) -> None:
+    """Structure unions of plain types by the value's own type, never by coercion."""
+
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        members = _union_members(tp)
+        optional = type(None) in tp.__args__
+
+        def pick(value: Any) -> Any:
+            for arg in members:
+                if isinstance(value, bool):
+                    if arg is bool:
+                        return arg
+                elif isinstance(value, int):
+                    if arg is int:
+                        return arg
+                elif isinstance(value, float):
+                    if arg is float:
+                        return arg
+                elif isinstance(value, str):
+                    if arg is str:
+                        return arg
+                elif isinstance(value, (list, tuple)):
+                    if _is_list_type(arg):
+                        return arg
+                elif isinstance(value, dict) and _is_dict_type(arg):
+                    return arg
+            if isinstance(value, int) and not isinstance(value, bool):
+                return float if float in members else None
+            return None
+
+        def hook(value: Any, _: Any) -> Any:
+            if value is None and optional:
+                return None
+            arg = pick(value)
+            if arg is None:
+                raise StrictTypeError(
+                    f"expected {describe_type(tp)}, got {type_name_of(value)}"
+                )
+            return conv.structure(value, arg)
+
+        return hook
+
+    conv.register_structure_hook_factory(_is_plain_union, factory)
 
 
 def _install_list_check(conv: cattrs.Converter) -> None:
@@ -238,8 +301,11 @@ converter = _make_converter()
 
 
 def _path_of_note(note: Any) -> Optional[PathItem]:
-    if hasattr(note, "index") and isinstance(note.index, int):
-        return int(note.index)
+    index = getattr(note, "index", None)
+    if isinstance(index, int) and not isinstance(index, bool):
+        return int(index)
+    if isinstance(index, str):  # a mapping key (cattrs' mapping notes)
+        return index
     name = getattr(note, "name", None)
     if isinstance(name, str):
         return name
