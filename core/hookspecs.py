@@ -224,9 +224,10 @@ def tenfra_report_received(report: dict[str, Any], host: str) -> None:
 def tenfra_agent_hostname(default: str) -> Optional[str]:
     """Choose the host name an agent enrols and reports under.
 
-    Called once when an agent enrols without ``--host``.  This is a
-    first-result hook: the first plugin that returns a value other than
-    ``None`` wins, and later plugins are not called.
+    Called once when an agent enrols without ``--host``.
+
+    This is a first-result hook: the first plugin that returns a value other
+    than ``None`` wins, and later plugins are not called.
 
     :param default: The name tenfra would use (the machine's host name).
     :return: A host name, or ``None`` to keep ``default``.

@@ -196,7 +196,7 @@ class PluginManager:
             self.pm.enable_tracing()
         if load_entry_points:
             self._load_entry_points()
-        self._check()
+        self.check_pending()
 
     @property
     def hook(self) -> Any:
@@ -286,10 +286,11 @@ class PluginManager:
                 ),
             )
             loaded.append(name)
-        self._check()
+        self.check_pending()
         return loaded
 
-    def _check(self) -> None:
+    def check_pending(self) -> None:
+        """Fail when a plugin implements a hook that no specification declares."""
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:

@@ -89,8 +89,7 @@ def _pg_bin() -> Path:
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not candidates:
         pytest.fail(
-            "PostgreSQL server binaries (initdb) are missing; "
-            "run scripts/setup.sh"
+            "PostgreSQL server binaries (initdb) are missing; run scripts/setup.sh"
         )
     return candidates[-1].parent
 
