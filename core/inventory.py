@@ -295,13 +295,14 @@ def parse_hosts(
     source: str,
     root: Any = None,
     path: Sequence[PathItem] = (),
-    origin: str = "inventory",
+    origin: Optional[str] = None,
 ) -> list[HostRecord]:
     """Host records from a ``hosts`` value (also the payload of host sources).
 
     Accepts a list of names or ``{name, vars, groups}`` mappings, or a mapping
     of names to ``null`` or ``{vars, groups}``.  Closed ranges in names are
-    expanded (``web-[01:03]``).  Duplicate names are errors.
+    expanded (``web-[01:03]``).  Duplicate names are errors.  ``origin``
+    names where the records come from; by default each record's position.
     """
     root = data if root is None else root
     path = tuple(path)
@@ -325,7 +326,13 @@ def parse_hosts(
                 )
             records.extend(
                 _records(
-                    entry.name, entry.vars, entry.groups, source, root, here, origin
+                    entry.name,
+                    variables=entry.vars,
+                    groups=entry.groups,
+                    source=source,
+                    root=root,
+                    here=here,
+                    origin=origin,
                 )
             )
     elif isinstance(data, dict):
@@ -361,15 +368,15 @@ def parse_hosts(
             f"of host names to their vars, got {_shape(data)}",
             locate(root, path, source),
         )
-    seen: dict[str, int] = {}
-    for index, record in enumerate(records):
+    seen: set[str] = set()
+    for record in records:
         if record.name in seen:
             raise ValidationError(
                 f"{_dotted(path) or 'hosts'}: host {record.name!r} is defined twice; "
                 "keep one definition and merge its vars",
                 locate(root, path, source),
             )
-        seen[record.name] = index
+        seen.add(record.name)
     return records
 
 
@@ -381,7 +388,7 @@ def _records(
     source: str,
     root: Any,
     here: tuple[PathItem, ...],
-    origin: str,
+    origin: Optional[str],
 ) -> list[HostRecord]:
     location = locate(root, here, source)
     try:
@@ -403,6 +410,8 @@ def _records(
                 location,
             )
     plain = to_plain(dict(variables))
+    if origin is None:
+        origin = str(location)
     return [
         HostRecord(name=host, vars=plain, groups=tuple(groups), origin=origin)
         for host in names
@@ -539,8 +548,8 @@ class Inventory:
     def _add_record_groups(self) -> None:
         for records in self._records.values():
             for record in records:
-                for group in record.groups:
-                    self.groups.setdefault(group, Group(name=group))
+                for group_name in record.groups:
+                    self.groups.setdefault(group_name, Group(name=group_name))
         clash = sorted(self.host_set & set(self.groups))
         if clash:
             group = self.groups[clash[0]]
@@ -557,8 +566,8 @@ class Inventory:
         record_members: dict[str, set[str]] = {}
         for host, records in self._records.items():
             for record in records:
-                for group in record.groups:
-                    record_members.setdefault(group, set()).add(host)
+                for group_name in record.groups:
+                    record_members.setdefault(group_name, set()).add(host)
         inventory = self
 
         class _Resolving:
@@ -752,12 +761,12 @@ class Inventory:
 
             close = difflib.get_close_matches(host, self._hosts, n=1)
             hint = (
-                f"; did you mean {close[0]!r}?"
+                f"did you mean {close[0]!r}?"
                 if close
-                else ("; list the hosts with 'tenfra inventory list'")
+                else "list the hosts with 'tenfra inventory list'."
             )
             raise InventoryError(
-                f"Host {host!r} is not in the inventory {self.source}{hint}."
+                f"Host {host!r} is not in the inventory {self.source}; {hint}"
             )
 
 
@@ -826,7 +835,6 @@ def inventory_from_data(
         source=source,
         root=data,
         path=("hosts",),
-        origin=f"{source} hosts",
     )
     base_dir = path.parent
     for index, entry in enumerate(spec.host_sources):
