@@ -55,7 +55,7 @@ SEQUENCE_WIDTH = 10
 VOLATILE_KEYS = ("created", "expires", "release", "sequence")
 
 ENV_SIGNING_KEY = "TENFRA_SIGNING_KEY"
-ENV_KEY_PASSPHRASE = "TENFRA_SIGNING_KEY_PASSPHRASE"
+ENV_KEY_PASSPHRASE = "TENFRA_SIGNING_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(rf"(\d{{{SEQUENCE_WIDTH}}})-([0-9a-f]{{{ID_LENGTH}}})")
@@ -296,8 +296,6 @@ def check_signature(
     ``public_key`` may be one key or a list (key rotation); ``what`` names the
     signed file in messages.  Raises :class:`VerificationError`.
     """
-    from cryptography.exceptions import InvalidSignature
-
     if signature is None or not signature.strip():
         if allow_unsigned:
             logger.warning(
@@ -308,6 +306,10 @@ def check_signature(
             f"{what} has no signature, so it was rejected. Compile releases with "
             "--signing-key; accept unsigned releases only for local experiments."
         )
+    try:
+        from cryptography.exceptions import InvalidSignature
+    except ImportError:  # the agent zipapp on a host without python3-cryptography
+        return _check_signature_pure(data, signature, public_key, what=what)
     keys = _public_keys(public_key)
     if not keys:
         raise VerificationError(
@@ -336,6 +338,63 @@ def check_signature(
         f"{what} does not match its signature (trusted key {trusted}): it was "
         "changed after signing, truncated, or signed with another key. It was "
         "rejected; recompile and re-publish the release with the right key."
+    )
+
+
+def _check_signature_pure(
+    data: bytes,
+    signature: Union[bytes, str],
+    public_key: Union[PublicKeyLike, Sequence[PublicKeyLike], None],
+    *,
+    what: str,
+) -> None:
+    """:func:`check_signature` through python-ecdsa (pure Python, verify only).
+
+    The agent zipapp cannot carry the compiled ``cryptography``; it bundles
+    the maintained pure-Python ``ecdsa`` package instead.  Keys are PEM bytes
+    or paths to PEM files.
+    """
+    from ecdsa import BadSignatureError, VerifyingKey
+
+    sources = list(public_key) if isinstance(public_key, (list, tuple)) else []
+    if public_key is not None and not isinstance(public_key, (list, tuple)):
+        sources = [public_key]
+    if not sources:
+        raise VerificationError(
+            f"{what} is signed but no public key is configured to check it; "
+            "configure the public key made by 'tenfra keygen'."
+        )
+    text = (
+        signature.encode("ascii", "replace")
+        if isinstance(signature, str)
+        else signature
+    )
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationError(
+            f"{what} has a signature that is not valid base64, so it was rejected."
+        ) from None
+    for source in sources:
+        pem = source if isinstance(source, bytes) else Path(str(source)).read_bytes()
+        try:
+            key = VerifyingKey.from_pem(pem.decode("ascii"))
+        except Exception:
+            raise UserError(
+                "The configured public key is not a PEM ed25519 public key; use the "
+                "'.pub' file made by 'tenfra keygen'."
+            ) from None
+        if key.curve.name != "Ed25519":
+            raise UserError("The configured public key is not an ed25519 key.")
+        try:
+            key.verify(raw, data)
+        except BadSignatureError:
+            continue
+        return
+    raise VerificationError(
+        f"{what} does not match its signature: it was changed after signing, "
+        "truncated, or signed with another key. It was rejected; recompile and "
+        "re-publish the release with the right key."
     )
 
 

@@ -19,6 +19,7 @@ fsspec is imported on first use, never at module import.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -190,10 +191,8 @@ def _write_local(path: str, data: bytes, durable: bool) -> None:
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        except FileNotFoundError:
-            pass
         raise
 
 
