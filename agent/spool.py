@@ -87,7 +87,9 @@ class Spool:
                 report = json.loads(path.read_text(encoding="utf-8"))
                 report_id = str(report["id"])
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                logger.warning("moving unreadable spooled report %s aside: %s", path, exc)
+                logger.warning(
+                    "moving unreadable spooled report %s aside: %s", path, exc
+                )
                 self._refuse(path)
                 result.refused.append(path.name)
                 continue
