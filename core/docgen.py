@@ -7,8 +7,8 @@ import re
 
 from tenfra import hookspecs
 
-_PHASES = [
-    ("Registration", "tenfra_add_"),
+_PHASES: list[tuple[str, tuple[str, ...]]] = [
+    ("Registration", ("tenfra_add_",)),
     (
         "Recipe runs",
         ("tenfra_before_recipe", "tenfra_task_result", "tenfra_after_recipe"),
@@ -63,7 +63,7 @@ def render_hooks() -> str:
     by_phase: dict[str, list[tuple[str, object]]] = {}
     for name, function in _specs():
         by_phase.setdefault(_phase_of(name), []).append((name, function))
-    for phase, _ in [*_PHASES, ("Other", "")]:
+    for phase in [*(name for name, _ in _PHASES), "Other"]:
         specs = by_phase.get(phase)
         if not specs:
             continue
