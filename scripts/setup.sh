@@ -58,10 +58,13 @@ if ! podman image exists "$IMAGE"; then
     trap - EXIT
 fi
 
-# Tools venv: tox (with uv) drives every test environment.
-if [ ! -x "$ROOT/.venv/bin/tox" ]; then
-    log "creating the tools venv in .venv"
-    python3 -m venv "$ROOT/.venv"
-    "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check 'tox>=4.11' 'tox-uv>=1.11'
+# .venv: tox (with uv) drives the test environments; tenfra itself is installed
+# editable with every extra, for the demo and for development.
+if [ ! -x "$ROOT/.venv/bin/tox" ] || [ ! -x "$ROOT/.venv/bin/tenfra" ]; then
+    log "creating .venv with tox and tenfra (editable, all extras)"
+    [ -x "$ROOT/.venv/bin/python" ] || python3 -m venv "$ROOT/.venv"
+    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check uv
+    VIRTUAL_ENV="$ROOT/.venv" "$ROOT/.venv/bin/uv" pip install -q \
+        'tox>=4.11' 'tox-uv>=1.11' -e "$ROOT[provider,docker,s3,postgres,dev]"
 fi
 log "ready: CONTAINERS_CONF=$CONTAINERS_CONF, image $IMAGE"
