@@ -28,6 +28,13 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+try:
+    from cattrs.gen import mapping_structure_factory
+except ImportError:  # cattrs < 24.1
+    from cattrs.gen import (  # type: ignore[attr-defined,no-redef]
+        make_mapping_structure_fn as mapping_structure_factory,
+    )
+
 from tenfra.errors import ValidationError
 from tenfra.yamlio import PathItem, locate, locate_key
 
@@ -138,10 +145,10 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Any, lambda v, _: v)
 
     def dict_hook_factory(tp: Any) -> Callable[[Any, Any], Any]:
+        # Not conv.gen_structure_mapping: it registers the raw mapping hook for
+        # ``tp`` directly, which would bypass the type check below next time.
         base = (
-            conv.gen_structure_mapping(tp)
-            if hasattr(conv, "gen_structure_mapping")
-            else None
+            None if tp is dict else mapping_structure_factory(tp, conv)  # type: ignore[arg-type]
         )
 
         def hook(value: Any, t: Any) -> Any:
