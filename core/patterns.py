@@ -438,6 +438,11 @@ def check_name(name: str, what: str = "host") -> Optional[str]:
     """Why ``name`` cannot be a host or group name, or None when it is fine."""
     if not name:
         return f"a {what} name must not be empty"
+    if name in SPECIAL_GROUPS:
+        return (
+            f"{name!r} is a special group name (all, grouped, ungrouped) and cannot "
+            f"name a {what}; rename it"
+        )
     bad = sorted(RESERVED_CHARS & set(name))
     if bad:
         shown = ", ".join(repr(c) for c in bad)

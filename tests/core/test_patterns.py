@@ -237,3 +237,5 @@ def test_check_name() -> None:
     assert message is not None and "' '" in message
     assert check_name("a,b", "group") is not None
     assert check_name("") is not None
+    assert check_name("all") is not None
+    assert check_name("ungrouped", "group") is not None

@@ -7,10 +7,17 @@ import re
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tenfra.patterns import SimpleUniverse, compile_pattern, expand_ranges
+from tenfra.patterns import (
+    SimpleUniverse,
+    check_name,
+    compile_pattern,
+    expand_ranges,
+)
 
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-."
-names = st.text(alphabet=NAME_CHARS, min_size=1, max_size=12)
+names = st.text(alphabet=NAME_CHARS, min_size=1, max_size=12).filter(
+    lambda name: check_name(name) is None
+)
 prefixes = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=6)
 host_lists = st.lists(names, min_size=1, max_size=25, unique=True)
 
