@@ -47,7 +47,14 @@ from tenfra.patterns import (
     compile_pattern,
     expand_ranges,
 )
-from tenfra.yamlio import PathItem, load_yaml, load_yaml_file, locate, to_plain
+from tenfra.yamlio import (
+    PathItem,
+    load_yaml,
+    load_yaml_file,
+    locate,
+    locate_key,
+    to_plain,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -327,6 +334,7 @@ def parse_hosts(
             records.extend(
                 _records(
                     entry.name,
+                    location=locate(root, here, source),
                     variables=entry.vars,
                     groups=entry.groups,
                     source=source,
@@ -354,6 +362,7 @@ def parse_hosts(
             records.extend(
                 _records(
                     name,
+                    location=locate_key(root, path, name, source),
                     variables=host.vars,
                     groups=host.groups,
                     source=source,
@@ -383,6 +392,7 @@ def parse_hosts(
 def _records(
     name: str,
     *,
+    location: Location,
     variables: Mapping[str, Any],
     groups: Sequence[str],
     source: str,
@@ -390,7 +400,6 @@ def _records(
     here: tuple[PathItem, ...],
     origin: Optional[str],
 ) -> list[HostRecord]:
-    location = locate(root, here, source)
     try:
         names = expand_ranges(name)
     except InventoryError as exc:
