@@ -354,7 +354,7 @@ def _check_signature_pure(
     the maintained pure-Python ``ecdsa`` package instead.  Keys are PEM bytes
     or paths to PEM files.
     """
-    from ecdsa import BadSignatureError, VerifyingKey
+    from ecdsa import BadSignatureError, VerifyingKey  # type: ignore[import-untyped]
 
     sources = list(public_key) if isinstance(public_key, (list, tuple)) else []
     if public_key is not None and not isinstance(public_key, (list, tuple)):
