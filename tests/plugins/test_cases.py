@@ -233,7 +233,8 @@ def test_every_type_has_success_and_error_cases(manager: PluginManager) -> None:
     for name in manager.resource_types:
         files = sorted((CASES / name).glob("*.yaml"))
         kinds = {
-            "error" if "error" in (to_plain(load_yaml_file(f)).get("expect") or {})
+            "error"
+            if "error" in (to_plain(load_yaml_file(f)).get("expect") or {})
             else "success"
             for f in files
         }
