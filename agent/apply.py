@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import sys
 import threading
 import time
 import uuid
@@ -126,11 +128,7 @@ class Agent:
         )
 
         def one() -> bool:
-            try:
-                return self.cycle(wait_lock=0.0).reached
-            except UserError as exc:  # e.g. a manual run holds the lock
-                logger.warning("%s", exc)
-                return True
+            return self.forked_cycle(stopper)
 
         run_loop(
             one,
@@ -140,6 +138,53 @@ class Agent:
             stopper=stopper,
         )
         logger.info("agent stopped")
+
+    def forked_cycle(self, stopper: Stopper) -> bool:
+        """Run :meth:`cycle` in a child process; True when the provider answered.
+
+        The daemon itself stays small while it sleeps (the engine, Jinja2 and
+        the plugins are imported by the child only), every run starts with
+        the release's own site plugins, and a crash in a run cannot take the
+        daemon down.  Signals the daemon receives are passed on to the child.
+        """
+        read_fd, write_fd = os.pipe()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.close(read_fd)
+            stopper.child = None
+            code = 0
+            try:
+                outcome = self.cycle(wait_lock=0.0)
+                os.write(write_fd, json.dumps(attrs.asdict(outcome)).encode("utf-8"))
+            except UserError as exc:  # e.g. a manual run holds the lock
+                logger.warning("%s", exc)
+                os.write(write_fd, b'{"reached": true}')
+            except BaseException:
+                logger.exception("agent cycle failed")
+                code = 1
+            finally:
+                logging.shutdown()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(write_fd)
+        stopper.child = pid
+        try:
+            chunks = []
+            while True:
+                chunk = os.read(read_fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            os.waitpid(pid, 0)
+        finally:
+            stopper.child = None
+            os.close(read_fd)
+        try:
+            result = json.loads(b"".join(chunks).decode("utf-8"))
+        except ValueError:
+            return False
+        return bool(isinstance(result, dict) and result.get("reached"))
 
     # -- one cycle ---------------------------------------------------------------------
 
@@ -156,7 +201,11 @@ class Agent:
             except TransportError as exc:
                 info = None
                 outcome.error = str(exc)
-                logger.warning("%s", exc)
+                if exc.status == 404:  # reached, but no release for this host yet
+                    outcome.reached = True
+                    logger.info("%s", exc)
+                else:
+                    logger.warning("%s", exc)
             if info is not None and (meta is None or info.digest != meta["digest"]):
                 staged = self._take_new(info, meta, outcome, force=force)
                 if staged is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
 import signal
 import threading
@@ -60,6 +62,7 @@ class Stopper:
     def __init__(self) -> None:
         self.event = threading.Event()
         self._previous: dict[int, object] = {}
+        self.child: Optional[int] = None  # a worker process to pass signals on to
 
     @property
     def stopping(self) -> bool:
@@ -75,6 +78,9 @@ class Stopper:
         self._previous.clear()
 
     def _handle(self, signum: int, _frame: Optional[FrameType]) -> None:
+        if self.child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.child, signum)
         if self.event.is_set():
             logger.warning("second signal %d: exiting now", signum)
             raise SystemExit(128 + signum)
