@@ -36,6 +36,7 @@ import attrs
 from tenfra import release as rel
 from tenfra import storage
 from tenfra.errors import CompileError, InventoryError, Location
+from tenfra.pluginmanager import SITE_PREFIX
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -203,6 +204,21 @@ def scan_folder(folder: Path, what: str) -> dict[str, Path]:
                 )
             found[relative] = path
     return dict(sorted(found.items()))
+
+
+def site_plugin_names(folder: Path) -> list[str]:
+    """Module names of a site plugins folder, as the plugin manager loads them."""
+    if not folder.is_dir():
+        return []
+    names = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(("_", ".")):
+            continue
+        if path.suffix == ".py":
+            names.append(path.stem)
+        elif (path / "__init__.py").is_file():
+            names.append(path.name)
+    return names
 
 
 def _describe_patterns(patterns: Any) -> str:
@@ -432,7 +448,15 @@ class Compiler:
         files = scan_folder(folder, "site plugin file")
         if files:
             manager.load_site_plugins(folder)
-        return manager.pins(), files
+        # Pin the installed plugins and this repository's site plugins only
+        # (another repository's site plugins may be loaded in this process).
+        own = {f"{SITE_PREFIX}{stem}" for stem in site_plugin_names(folder)}
+        pins = {
+            name: version
+            for name, version in manager.pins().items()
+            if not name.startswith(SITE_PREFIX) or name in own
+        }
+        return pins, files
 
     def load_inventory(self) -> Inventory:
         from tenfra.inventory import load_inventory
