@@ -34,7 +34,7 @@ import logging
 import os
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional, Sequence, Union
+from typing import Any, ClassVar, Mapping, Optional, Sequence, TypeVar, Union
 
 import attrs
 
@@ -59,6 +59,8 @@ from tenfra.yamlio import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_INVENTORY = "inventory.yaml"
+
+T = TypeVar("T")
 
 
 # -- contracts for plugins -----------------------------------------------------------
@@ -322,8 +324,13 @@ def parse_hosts(
             if isinstance(item, str):
                 entry = NamedHostEntry(name=item)
             elif isinstance(item, dict):
-                entry = structure(
-                    item, NamedHostEntry, source=source, root=root, base_path=here
+                entry = _structure_host(
+                    item,
+                    NamedHostEntry,
+                    subject=_dotted(here) or "hosts",
+                    here=here,
+                    root=root,
+                    source=source,
                 )
             else:
                 raise ValidationError(
@@ -355,8 +362,13 @@ def parse_hosts(
             host = (
                 HostEntry()
                 if value is None
-                else structure(
-                    value, HostEntry, source=source, root=root, base_path=here
+                else _structure_host(
+                    value,
+                    HostEntry,
+                    subject=f"host {name!r}",
+                    here=here,
+                    root=root,
+                    source=source,
                 )
             )
             records.extend(
@@ -387,6 +399,21 @@ def parse_hosts(
             )
         seen.add(record.name)
     return records
+
+
+def _structure_host(
+    value: Any,
+    cls: type[T],
+    *,
+    subject: str,
+    here: tuple[PathItem, ...],
+    root: Any,
+    source: str,
+) -> T:
+    try:
+        return structure(value, cls, source=source, root=root, base_path=here)
+    except ValidationError as exc:
+        raise ValidationError(f"{subject}: {exc.problem}", exc.location) from None
 
 
 def _records(
@@ -1217,11 +1244,7 @@ def _transport_problem(exc: Exception, shown: str, timeout: float) -> str:
     import urllib3
 
     reason = getattr(exc, "reason", None) or exc
-    if isinstance(reason, urllib3.exceptions.TimeoutError):
-        return (
-            f"GET {shown} timed out after {timeout:g} s; check that the server is "
-            "up and answering, or raise 'timeout'."
-        )
+    # NewConnectionError subclasses ConnectTimeoutError: test it first.
     if isinstance(reason, urllib3.exceptions.SSLError):
         return (
             f"GET {shown} failed the TLS check ({reason}); give the server's CA "
@@ -1231,6 +1254,11 @@ def _transport_problem(exc: Exception, shown: str, timeout: float) -> str:
         return (
             f"GET {shown} could not connect ({_short(reason)}); check the host "
             "name and port, and that the server is running."
+        )
+    if isinstance(reason, urllib3.exceptions.TimeoutError):
+        return (
+            f"GET {shown} timed out after {timeout:g} s; check that the server is "
+            "up and answering, or raise 'timeout'."
         )
     return f"GET {shown} failed: {_short(reason)}; check the URL and the network."
 

@@ -9,8 +9,31 @@ import pytest
 
 from tenfra.errors import InventoryError, ValidationError
 from tenfra.inventory import Inventory, load_inventory, load_inventory_text
+from tenfra.pluginmanager import PluginInfo, PluginManager
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _source_manager() -> PluginManager:
+    """Only the source plugins, so these tests do not depend on other plugins."""
+    import importlib
+
+    manager = PluginManager(load_entry_points=False)
+    for name in ("hostsources", "varssources"):
+        module = importlib.import_module(f"tenfra.plugins.{name}")
+        info = PluginInfo(
+            name=name,
+            version="test",
+            origin="builtin",
+            distribution="tenfra",
+            entry_point=None,
+            module=module.__name__,
+        )
+        manager.register(module, info)
+    return manager
+
+
+MANAGER = _source_manager()
 EXAMPLE = ROOT / "examples" / "inventory.yaml"
 
 
@@ -21,7 +44,7 @@ def _inv(text: str, tmp_path: Path, **files: str) -> Inventory:
         target.write_text(textwrap.dedent(body))
     path = tmp_path / "inventory.yaml"
     path.write_text(textwrap.dedent(text))
-    return load_inventory(path)
+    return load_inventory(path, plugin_manager=MANAGER)
 
 
 def _error(text: str, tmp_path: Path, **files: str) -> str:
@@ -36,7 +59,7 @@ def _error(text: str, tmp_path: Path, **files: str) -> str:
 
 
 def test_example_hosts_and_groups() -> None:
-    inv = load_inventory(EXAMPLE)
+    inv = load_inventory(EXAMPLE, plugin_manager=MANAGER)
 
     assert inv.hosts[:3] == ["web-01", "web-02", "web-03"]
     assert len(inv) == 8
@@ -50,7 +73,7 @@ def test_example_hosts_and_groups() -> None:
 
 
 def test_example_group_order_is_depth_then_name() -> None:
-    inv = load_inventory(EXAMPLE)
+    inv = load_inventory(EXAMPLE, plugin_manager=MANAGER)
 
     order = [(g.name, g.depth) for g in inv.ordered_groups()]
     assert order == [
@@ -66,7 +89,7 @@ def test_example_group_order_is_depth_then_name() -> None:
 
 
 def test_example_layers_of_a_host() -> None:
-    inv = load_inventory(EXAMPLE)
+    inv = load_inventory(EXAMPLE, plugin_manager=MANAGER)
 
     labels = [label for label, _values in inv.var_layers("db-01")]
     assert labels == [
@@ -129,7 +152,7 @@ def test_hosts_map_form(tmp_path: Path) -> None:
         ("hosts:\n  all:\n", "'all' is a special group name"),
         (
             "hosts:\n  a:\n    vars: [1]\n",
-            "inventory.yaml:3:11: vars: expected a mapping",
+            "inventory.yaml:3:11: host 'a': vars: expected a mapping",
         ),
         ("hosts:\n  a:\n    var: {}\n", "unknown key 'var'"),
         ("hosts:\n  - 3\n", "inventory.yaml:2:5: hosts[0]: expected a host name"),
@@ -425,5 +448,7 @@ def test_source_options_are_strict(tmp_path: Path) -> None:
 
 
 def test_load_inventory_text(tmp_path: Path) -> None:
-    inv = load_inventory_text("hosts: [a]\ngroups: {g: a}\n", base_dir=tmp_path)
+    inv = load_inventory_text(
+        "hosts: [a]\ngroups: {g: a}\n", base_dir=tmp_path, plugin_manager=MANAGER
+    )
     assert inv.match("g") == ["a"]
