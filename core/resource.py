@@ -140,6 +140,16 @@ class Context(Protocol):
     def run_recipe(self, recipe_id: str, inputs: Mapping[str, Any]) -> Result:
         """Run another recipe with inputs; its outputs come back in ``values``."""
 
+    def set_vars(self, values: Mapping[str, Any]) -> None:
+        """Register variables for the following tasks (``set``, ``load``).
+
+        They go where the task's ``out`` would: the recipe-wide scope, or the
+        nested scope of a ``loop``/``try`` unless the task has ``global``.
+        """
+
+    def exit_recipe(self, message: Optional[str] = None) -> None:
+        """Stop the recipe successfully after this task (``exit``); handlers run."""
+
 
 class ResourceType:
     """Base class of every resource type; see the module docstring.
