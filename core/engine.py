@@ -1005,7 +1005,7 @@ def _task_error(recipe: Recipe, report: TaskReport, *, handler: bool = False) ->
     detail = report.error or "failed"
     where = report.location or recipe.source
     if detail.startswith(recipe.source + ":"):
-        return f"{what} {report.name!r} of recipe {recipe.id!r} failed: {detail}"
+        return f"{detail} ({what} {report.name!r} of recipe {recipe.id!r})"
     return f"{where}: {what} {report.name!r} of recipe {recipe.id!r} failed: {detail}"
 
 
