@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import re
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -537,3 +538,213 @@ def ensure_content(
     return FileOutcome(
         changed=True, created=st is None, diff=diff_text, changes=changes
     )
+
+
+# -- archives -------------------------------------------------------------------------
+
+
+class _Entry:
+    """One archive member, normalised: kind is file, dir, symlink or hardlink."""
+
+    __slots__ = ("kind", "link", "member", "mode", "name")
+
+    def __init__(self, name: str, kind: str, mode: int, link: str, member: Any) -> None:
+        self.name = name
+        self.kind = kind
+        self.mode = mode
+        self.link = link
+        self.member = member
+
+
+def _clean_name(raw: str, strip: int, archive: str) -> Optional[str]:
+    name = raw.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise TaskError(
+            f"The archive {archive!r} holds the absolute path {raw!r}; it was not "
+            "extracted (a path must stay inside the target folder)."
+        )
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise TaskError(
+            f"The archive {archive!r} holds the path {raw!r} that climbs out with "
+            "'..'; it was not extracted."
+        )
+    parts = parts[strip:]
+    return "/".join(parts) if parts else None
+
+
+def _check_links(entries: list[_Entry], root: Path, archive: str) -> None:
+    """Refuse links that point out of ``root`` or paths that pass through links."""
+    links = {e.name for e in entries if e.kind == "symlink"}
+    files = {e.name for e in entries if e.kind == "file"}
+
+    def through_link(path: str) -> bool:
+        parts = path.split("/")
+        for end in range(1, len(parts)):
+            prefix = "/".join(parts[:end])
+            if prefix in links or (root / prefix).is_symlink():
+                return True
+        return False
+
+    for entry in entries:
+        if through_link(entry.name):
+            raise TaskError(
+                f"The archive {archive!r} writes {entry.name!r} through a "
+                "symbolic link; it was not extracted."
+            )
+        if entry.kind == "symlink":
+            target = entry.link
+            if target.startswith("/") or not target:
+                raise TaskError(
+                    f"The archive {archive!r} holds the link {entry.name!r} -> "
+                    f"{target!r} that points outside the target folder; it was not "
+                    "extracted."
+                )
+            stack: list[str] = entry.name.split("/")[:-1]
+            for part in target.split("/"):
+                if part in ("", "."):
+                    continue
+                if part == "..":
+                    prefix = "/".join(stack)
+                    if not stack or prefix in links or (root / prefix).is_symlink():
+                        raise TaskError(
+                            f"The archive {archive!r} holds the link "
+                            f"{entry.name!r} -> {target!r} that points outside the "
+                            "target folder; it was not extracted."
+                        )
+                    stack.pop()
+                else:
+                    stack.append(part)
+        if entry.kind == "hardlink" and entry.link not in files:
+            raise TaskError(
+                f"The archive {archive!r} holds the hard link {entry.name!r} to "
+                f"{entry.link!r}, which is not a file of the archive; it was not "
+                "extracted."
+            )
+
+
+def _tar_entries(path: Path, strip: int, tar: Any) -> list[_Entry]:
+    entries = []
+    for member in tar.getmembers():
+        name = _clean_name(member.name, strip, path.name)
+        if name is None:
+            continue
+        if member.isdir():
+            kind, link = "dir", ""
+        elif member.isreg():
+            kind, link = "file", ""
+        elif member.issym():
+            kind, link = "symlink", member.linkname
+        elif member.islnk():
+            kind = "hardlink"
+            link = _clean_name(member.linkname, strip, path.name) or ""
+        else:
+            raise TaskError(
+                f"The archive {path.name!r} holds {member.name!r}, a device or "
+                "pipe; only files, folders and links are extracted."
+            )
+        entries.append(_Entry(name, kind, member.mode & 0o777, link, member))
+    return entries
+
+
+def _zip_entries(path: Path, strip: int, archive: Any) -> list[_Entry]:
+    entries = []
+    for info in archive.infolist():
+        name = _clean_name(info.filename, strip, path.name)
+        if name is None:
+            continue
+        unix = info.external_attr >> 16
+        if info.is_dir():
+            kind, link = "dir", ""
+        elif stat.S_ISLNK(unix):
+            kind = "symlink"
+            link = archive.read(info).decode("utf-8", errors="replace")
+        else:
+            kind, link = "file", ""
+        mode = stat.S_IMODE(unix) & 0o777 or (0o755 if kind == "dir" else 0o644)
+        entries.append(_Entry(name, kind, mode, link, info))
+    return entries
+
+
+def check_archive(
+    archive: Union[str, Path], root: Union[str, Path], *, strip: int = 0
+) -> list[str]:
+    """Raise TaskError unless :func:`safe_extract` would accept ``archive``.
+
+    Returns the member names (after ``strip``) that would be written.
+    """
+    return [e.name for e in _open_archive(archive, root, strip, write=False)]
+
+
+def safe_extract(
+    archive: Union[str, Path], root: Union[str, Path], *, strip: int = 0
+) -> list[str]:
+    """Extract a tar (any compression) or zip archive into ``root``, safely.
+
+    Every member is checked before anything is written: no absolute paths, no
+    ``..``, no devices, no symbolic link that points out of ``root``, no
+    member written through a link, hard links only to files of the archive.
+    Owners are not restored and set-id bits are dropped.  Returns the names
+    written, relative to ``root``.
+    """
+    return [e.name for e in _open_archive(archive, root, strip, write=True)]
+
+
+def _open_archive(
+    archive: Union[str, Path], root: Union[str, Path], strip: int, *, write: bool
+) -> list[_Entry]:
+    import tarfile
+    import zipfile
+
+    path = Path(archive)
+    target = Path(root)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            entries = _zip_entries(path, strip, zf)
+            _check_links(entries, target, path.name)
+            if write:
+                _write_entries(entries, target, lambda e: zf.open(e.member))
+        return entries
+    if tarfile.is_tarfile(path):
+        try:
+            with tarfile.open(path) as tf:
+                entries = _tar_entries(path, strip, tf)
+                _check_links(entries, target, path.name)
+                if write:
+                    _write_entries(entries, target, lambda e: tf.extractfile(e.member))
+        except tarfile.TarError as exc:
+            raise TaskError(
+                f"The archive {path.name!r} is damaged ({exc}); check the URL."
+            ) from None
+        return entries
+    raise TaskError(
+        f"{path.name!r} is neither a tar nor a zip archive; drop 'extract' or "
+        "check the URL."
+    )
+
+
+def _write_entries(entries: list[_Entry], root: Path, opener: Any) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        dest = root / entry.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if entry.kind == "dir":
+            if dest.is_symlink():
+                dest.unlink()
+            dest.mkdir(exist_ok=True)
+            os.chmod(dest, entry.mode | 0o700)
+            continue
+        if os.path.lexists(dest) and not dest.is_dir():
+            dest.unlink()
+        if entry.kind == "symlink":
+            os.symlink(entry.link, dest)
+        elif entry.kind == "hardlink":
+            os.link(root / entry.link, dest)
+        else:
+            source = opener(entry)
+            fd = os.open(
+                dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
+            )
+            with os.fdopen(fd, "wb") as handle, source:
+                shutil.copyfileobj(source, handle)
+            os.chmod(dest, entry.mode)

@@ -7,6 +7,8 @@ A case file lives in ``cases/<type>/<case>.yaml``::
     setup:
       files: {rel/path: "content" | {content, mode, link, dir}}
       assets: {name: "content"}
+      served: {name: "content"}       # served at "$HTTP/name" on 127.0.0.1
+      archives: {name.tar.gz: [{name, content | link | hardlink | dir}]}
     check: false              # run in check mode
     sensitive: false
     facts: {}
@@ -25,10 +27,17 @@ A case file lives in ``cases/<type>/<case>.yaml``::
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import stat
+import tarfile
+import threading
+import time
+import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import pytest
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -63,22 +72,141 @@ def _case_params() -> list[Any]:
     ]
 
 
-def substitute(node: Any, tmp: str) -> Any:
-    """Replace ``$TMP`` in every string, in place, keeping YAML positions."""
+class _Handler(SimpleHTTPRequestHandler):
+    """Files from the served folder, plus /_status/<code>, /_echo and /_slow."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _special(self) -> bool:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path.startswith("/_status/"):
+            code = int(self.path.rsplit("/", 1)[1])
+            payload = f"status {code}\n".encode()
+            ctype = "text/plain"
+        elif self.path.startswith("/_echo"):
+            payload = json.dumps(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": body.decode(),
+                }
+            ).encode()
+            ctype = "application/json"
+        elif self.path.startswith("/_slow"):
+            time.sleep(2)
+            payload, ctype = b"slow\n", "text/plain"
+            code = 200
+        else:
+            return False
+        if not self.path.startswith("/_status/"):
+            code = 200
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        return True
+
+    def do_GET(self) -> None:
+        if not self._special():
+            super().do_GET()
+
+    def do_POST(self) -> None:
+        if not self._special():
+            self.send_error(405)
+
+    do_PUT = do_DELETE = do_POST
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(base URL, served folder) of a plain HTTP server on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("served")
+
+    def handler(*args: Any) -> _Handler:
+        return _Handler(*args, directory=str(root))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def substitute(node: Any, subs: dict[str, str]) -> Any:
+    """Replace ``$TMP``/``$HTTP`` in every string, in place, keeping positions."""
     if isinstance(node, (CommentedMap, dict)):
         for key in list(node):
-            node[key] = substitute(node[key], tmp)
+            node[key] = substitute(node[key], subs)
         return node
     if isinstance(node, (CommentedSeq, list)):
         for index, item in enumerate(node):
-            node[index] = substitute(item, tmp)
+            node[index] = substitute(item, subs)
         return node
     if isinstance(node, str):
-        return node.replace("$TMP", tmp)
+        for key, value in subs.items():
+            node = node.replace(key, value)
+        return node
     return node
 
 
-def build_setup(root: Path, ctx: Any, setup: dict[str, Any]) -> None:
+def build_archive(path: Path, members: list[dict[str, Any]]) -> None:
+    """A tar (any suffix but .zip) or zip archive with exactly these members."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            for member in members:
+                info = zipfile.ZipInfo(member["name"])
+                if "link" in member:
+                    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+                    zf.writestr(info, member["link"])
+                elif member.get("dir"):
+                    info.external_attr = (stat.S_IFDIR | 0o755) << 16
+                    zf.writestr(info, "")
+                else:
+                    info.external_attr = (stat.S_IFREG | 0o644) << 16
+                    zf.writestr(info, member.get("content", ""))
+        return
+    mode = "w:gz" if path.name.endswith((".tar.gz", ".tgz")) else "w"
+    with tarfile.open(path, mode) as tf:
+        for member in members:
+            info = tarfile.TarInfo(member["name"])
+            info.mtime = 0
+            data = b""
+            if "link" in member:
+                info.type = tarfile.SYMTYPE
+                info.linkname = member["link"]
+            elif "hardlink" in member:
+                info.type = tarfile.LNKTYPE
+                info.linkname = member["hardlink"]
+            elif member.get("dir"):
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+            else:
+                data = member.get("content", "").encode()
+                info.size = len(data)
+                info.mode = int(member.get("mode", "0644"), 8)
+            tf.addfile(info, io.BytesIO(data) if data else None)
+
+
+def build_setup(
+    root: Path, ctx: Any, setup: dict[str, Any], served: Optional[Path] = None
+) -> None:
+    if setup.get("served") or setup.get("archives"):
+        assert served is not None
+    for name, spec in (setup.get("served") or {}).items():
+        path = served / name  # type: ignore[operator]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(spec)
+    for name, members in (setup.get("archives") or {}).items():
+        build_archive(served / name, members)  # type: ignore[operator]
     for name, spec in (setup.get("assets") or {}).items():
         path = ctx.recipe_dir / "assets" / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,14 +301,21 @@ def check_values(values: dict[str, Any], expected: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case_path", _case_params())
 def test_case(
-    case_path: Path, manager: PluginManager, make_ctx: Any, tmp_path: Path
+    case_path: Path,
+    manager: PluginManager,
+    make_ctx: Any,
+    tmp_path: Path,
+    http_server: tuple[str, Path],
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()
     raw = load_yaml_file(case_path)
     unknown = set(raw) - KNOWN_KEYS
     assert not unknown, f"unknown keys in the case file: {unknown}"
-    substitute(raw, str(root))
+    case_id = f"{case_path.parent.name}-{case_path.stem}"
+    base_url, served_root = http_server
+    subs = {"$TMP": str(root), "$HTTP": f"{base_url}/{case_id}", "$SERVER": base_url}
+    substitute(raw, subs)
     type_name = raw.get("type", case_path.parent.name)
     expect = to_plain(raw.get("expect") or {})
     ctx = make_ctx(
@@ -190,7 +325,7 @@ def test_case(
         facts=to_plain(raw.get("facts") or {}),
         vars=to_plain(raw.get("vars") or {}),
     )
-    build_setup(root, ctx, to_plain(raw.get("setup") or {}))
+    build_setup(root, ctx, to_plain(raw.get("setup") or {}), served_root / case_id)
     before = snapshot(root)
     options = raw.get("options", {})
 
