@@ -52,6 +52,21 @@ def combine(statuses: list[Status]) -> Status:
     return Status.OK if worst is Status.SKIPPED else worst
 
 
+def _structure_status(value: Any, _: Any) -> Status:
+    from tenfra.convert import StrictTypeError
+
+    try:
+        return Status(value)
+    except ValueError:
+        known = ", ".join(status.value for status in Status)
+        raise StrictTypeError(f"expected a status ({known}), got {value!r}") from None
+
+
+# Status is a str subclass: without this hook the strict str hook would keep
+# the plain string and ``status.value`` would fail after structuring.
+converter.register_structure_hook(Status, _structure_status)
+
+
 @attrs.define(kw_only=True)
 class TaskReport:
     """The result of one task, as reported (sensitive values already masked)."""
