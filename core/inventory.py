@@ -96,6 +96,13 @@ class SourceContext:
         """``relative`` resolved against :attr:`base_dir` (absolute paths stay)."""
         return (self.base_dir / os.path.expanduser(relative)).resolve()
 
+    def display(self, path: Path) -> str:
+        """``path`` relative to :attr:`base_dir` when inside it, for messages."""
+        try:
+            return str(path.relative_to(self.base_dir))
+        except ValueError:
+            return str(path)
+
     def fail(self, problem: str) -> InventoryError:
         """An :class:`InventoryError` prefixed with this source's label."""
         return InventoryError(f"{self.label}: {problem}")

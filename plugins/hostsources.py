@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -119,11 +120,7 @@ class Glob(HostSource):
             )
         records: list[HostRecord] = []
         for path in paths:
-            display = (
-                str(path.relative_to(ctx.base_dir))
-                if path.is_relative_to(ctx.base_dir)
-                else str(path)
-            )
+            display = ctx.display(path)
             records.extend(_records(read_document(path, display, ctx), display, ctx))
         _refuse_duplicates(records, ctx)
         return records
@@ -151,15 +148,15 @@ class Http(HostSource):
         return _records(data, safe_url(options.url), ctx)
 
 
-def glob_files(pattern: str, ctx: SourceContext) -> list[Any]:
-    """Files matching ``pattern`` relative to ``ctx.base_dir``, sorted."""
+def glob_files(pattern: str, ctx: SourceContext) -> list[Path]:
+    """Files matching ``pattern`` (``**`` recurses) under ``ctx.base_dir``, sorted."""
     import glob as globmod
 
-    full = str(ctx.base_dir / pattern) if not pattern.startswith("/") else pattern
-    from pathlib import Path
-
+    full = pattern if Path(pattern).is_absolute() else str(ctx.base_dir / pattern)
     return sorted(
-        Path(p) for p in globmod.glob(full, recursive=True) if Path(p).is_file()
+        Path(found)
+        for found in globmod.glob(full, recursive=True)
+        if Path(found).is_file()
     )
 
 

@@ -100,7 +100,7 @@ class Glob(VarsSource):
             )
         merged: dict[str, Any] = {}
         for path in paths:
-            display = str(path)
+            display = ctx.display(path)
             merged.update(_mapping(read_document(path, display, ctx), display, ctx))
         return merged
 
