@@ -1,0 +1,754 @@
+"""The agent API under ``/api/v1``: enrolment, releases, bundles, assets and reports.
+
+Every route but ``enroll`` needs ``Authorization: Bearer <host>.<secret>``.
+The host is taken from the credential, so a host can only ever read and write
+its own data; a request that names another host (``?host=`` or a ``host``
+field in the body) is refused with 403.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from typing import Any, Optional, Union
+
+import attrs
+from flask import Blueprint, Response, g, jsonify, request
+
+from tenfra.errors import ValidationError
+from tenfra.provider.app import ApiError, state
+
+logger = logging.getLogger(__name__)
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+HOST_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9_])?$")
+SEEN_EVERY = 60.0
+
+
+# -- request bodies ------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class EnrollBody:
+    host: str
+    token: Optional[str] = None
+    request: Optional[str] = None
+
+
+@attrs.frozen(kw_only=True)
+class LogEntry:
+    message: str
+    time: Optional[str] = None
+    level: Optional[str] = None
+
+
+@attrs.frozen(kw_only=True)
+class LogsBody:
+    lines: list[Union[str, dict[str, Any]]]
+    host: Optional[str] = None
+
+
+@attrs.frozen(kw_only=True)
+class FactsBody:
+    facts: dict[str, Any]
+    host: Optional[str] = None
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ApiError(400, f"The JSON body repeats the key {key!r}; send it once.")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ApiError(400, f"The JSON body contains {name}, which is not valid JSON.")
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, parsed strictly (no duplicates, no NaN)."""
+    mimetype = request.mimetype
+    if mimetype != "application/json":
+        raise ApiError(
+            415,
+            f"The body must be JSON with 'Content-Type: application/json', not "
+            f"{mimetype or 'none'!r}.",
+        )
+    limit = state().config.limits.max_body
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(
+            413,
+            f"The request body has {request.content_length} bytes, more than the "
+            f"provider's limit of {limit} (limits.maxBody); send less at once.",
+        )
+    raw = request.get_data(cache=False)
+    if len(raw) > limit:
+        raise ApiError(413, f"The request body is larger than {limit} bytes.")
+    try:
+        data = json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except UnicodeDecodeError:
+        raise ApiError(400, "The body is not UTF-8 text.") from None
+    except ValueError as exc:
+        raise ApiError(400, f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "The body must be a JSON object.")
+    return data
+
+
+def validate(data: Any, cls: type[Any], what: str) -> Any:
+    from tenfra.convert import structure
+
+    try:
+        return structure(data, cls, source=what, what=what)
+    except ValidationError as exc:
+        raise ApiError(422, f"{exc}.".replace("..", ".")) from None
+
+
+# -- authentication ------------------------------------------------------------------
+
+
+@attrs.define
+class AuthedHost:
+    id: int
+    name: str
+    target_name: Optional[str]
+    target_release: Optional[str]
+    target_sequence: Optional[int]
+    target_digest: Optional[str]
+    last_seen: Optional[float]
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, {"WWW-Authenticate": 'Bearer realm="tenfra"'})
+
+
+def lookup_credential(header: str) -> Optional[AuthedHost]:
+    """The host a ``Bearer`` header authenticates, or None."""
+    from tenfra.provider.auth import check_secret, split_credential
+    from tenfra.provider.models import Host
+
+    if not header.startswith("Bearer "):
+        return None
+    parts = split_credential(header[7:].strip())
+    if parts is None:
+        return None
+    name, secret = parts
+    row = (
+        Host.select(
+            Host.id,
+            Host.credential_hash,
+            Host.target_name,
+            Host.target_release,
+            Host.target_sequence,
+            Host.target_digest,
+            Host.last_seen,
+        )
+        .where(Host.name == name)
+        .tuples()
+        .first()
+    )
+    if row is None:
+        check_secret(secret, None)
+        return None
+    if not check_secret(secret, row[1]):
+        return None
+    return AuthedHost(row[0], name, row[2], row[3], row[4], row[5], row[6])
+
+
+def authenticate() -> AuthedHost:
+    """The authenticated host of this request, or a 401/403 ApiError."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise unauthorized(
+            "This endpoint needs 'Authorization: Bearer <credential>'; enrol the "
+            "agent first with 'tenfra agent enroll'."
+        )
+    host = lookup_credential(header)
+    if host is None:
+        raise unauthorized(
+            "The credential is not valid (malformed, unknown host or revoked); "
+            "enrol the host again with a new bootstrap token."
+        )
+    claimed = request.args.get("host")
+    if claimed is not None and claimed != host.name:
+        raise ApiError(
+            403, f"Host {host.name!r} may not access the data of host {claimed!r}."
+        )
+    g.host = host
+    return host
+
+
+def claim(body_host: Optional[str], host: AuthedHost) -> None:
+    if body_host is not None and body_host != host.name:
+        raise ApiError(
+            403, f"Host {host.name!r} may not write data for host {body_host!r}."
+        )
+
+
+def _touch(host: AuthedHost) -> None:
+    """Record that the host was seen, at most once a minute (polls stay reads)."""
+    from tenfra.provider.models import Host, now
+
+    moment = now()
+    if host.last_seen is None or moment - host.last_seen > SEEN_EVERY:
+        Host.update(last_seen=moment).where(Host.id == host.id).execute()
+
+
+# -- enrolment -----------------------------------------------------------------------
+
+
+@blueprint.post("/enroll")
+def enroll() -> Response:
+    """Exchange a bootstrap token (or an approved request) for a credential."""
+    body: EnrollBody = validate(json_body(), EnrollBody, "the enrolment request")
+    if not HOST_NAME.match(body.host):
+        raise ApiError(
+            422,
+            f"{body.host!r} is not a valid host name; use letters, digits, '.', '-' "
+            "and '_' (at most 253 characters).",
+        )
+    if body.token is not None:
+        return _enroll_with_token(body.host, body.token)
+    if not state().config.auth.approval:
+        raise unauthorized(
+            "Enrolment needs a bootstrap token; create one with 'tenfra provider "
+            f"token --host {body.host}' or in the admin UI."
+        )
+    return _enroll_by_approval(body.host, body.request)
+
+
+def _enroll_with_token(host: str, token: str) -> Response:
+    from tenfra.provider import releases
+    from tenfra.provider.auth import make_credential, secret_hash
+    from tenfra.provider.models import BootstrapToken, Event, Host, db, now
+
+    moment = now()
+    row = BootstrapToken.get_or_none(BootstrapToken.token_hash == secret_hash(token))
+    if row is None or row.used is not None or row.expires <= moment:
+        raise unauthorized(
+            "The bootstrap token is unknown, already used or expired; create a new "
+            f"one with 'tenfra provider token --host {host}'."
+        )
+    if row.host != host:
+        raise ApiError(
+            403,
+            f"The bootstrap token was issued for host {row.host!r}, not {host!r}; "
+            "enrol with the host name it was made for.",
+        )
+    credential, hashed = make_credential(host)
+    with db.atomic():
+        used = (
+            BootstrapToken.update(used=moment)
+            .where((BootstrapToken.id == row.id) & BootstrapToken.used.is_null())
+            .execute()
+        )
+        if not used:
+            raise unauthorized(
+                "The bootstrap token was used a moment ago by another request."
+            )
+        values = {
+            "credential_hash": hashed,
+            "enrolled": moment,
+            "approved": False,
+            "request_hash": None,
+            "request_fingerprint": None,
+            "requested": None,
+        }
+        updated = Host.update(**values).where(Host.name == host).execute()
+        if not updated:
+            Host.create(name=host, **values)
+        Event.create(
+            time=moment, actor=host, action="enrolled", subject=host, detail="token"
+        )
+    releases.assign(state().rings, [host])
+    logger.info("host %s enrolled with a bootstrap token", host)
+    return _json({"host": host, "credential": credential}, 200)
+
+
+def _enroll_by_approval(host: str, request_secret: Optional[str]) -> Response:
+    """Approval mode: 202 until an administrator approves, then the credential once."""
+    from tenfra.provider import releases
+    from tenfra.provider.auth import (
+        check_secret,
+        fingerprint,
+        make_credential,
+        secret_hash,
+    )
+    from tenfra.provider.models import Event, Host, db, now
+
+    moment = now()
+    given_hash = secret_hash(request_secret or "")
+    row = Host.get_or_none(Host.name == host)
+    if row is not None and row.request_hash is not None and row.approved:
+        if not check_secret(request_secret or "", row.request_hash):
+            raise ApiError(
+                403,
+                f"Host {host!r} was approved for another enrolment request; use the "
+                "agent that made it, or ask for a bootstrap token.",
+            )
+        credential, hashed = make_credential(host)
+        with db.atomic():
+            taken = (
+                Host.update(
+                    credential_hash=hashed,
+                    enrolled=moment,
+                    approved=False,
+                    request_hash=None,
+                    request_fingerprint=None,
+                    requested=None,
+                )
+                .where((Host.id == row.id) & (Host.request_hash == row.request_hash))
+                .execute()
+            )
+            if not taken:
+                raise ApiError(409, "This enrolment was completed by another request.")
+            Event.create(
+                time=moment,
+                actor=host,
+                action="enrolled",
+                subject=host,
+                detail="approval",
+            )
+        releases.assign(state().rings, [host])
+        logger.info("host %s enrolled after approval", host)
+        return _json({"host": host, "credential": credential}, 200)
+    shown = fingerprint(request_secret or "")
+    if row is None:
+        Host.create(
+            name=host,
+            request_hash=given_hash,
+            request_fingerprint=shown,
+            requested=moment,
+        )
+        logger.info("host %s asks to enrol (fingerprint %s)", host, shown)
+    elif row.request_hash != given_hash:
+        Host.update(
+            request_hash=given_hash, request_fingerprint=shown, requested=moment
+        ).where(Host.id == row.id).execute()
+        logger.info("host %s asks to enrol (fingerprint %s)", host, shown)
+    return _json(
+        {
+            "host": host,
+            "status": "pending",
+            "fingerprint": shown,
+            "message": "Waiting for an administrator to approve this host.",
+        },
+        202,
+    )
+
+
+# -- releases, bundles, assets ---------------------------------------------------------
+
+
+def _etags(header: Optional[str]) -> set[str]:
+    if not header:
+        return set()
+    tags = set()
+    for part in header.split(","):
+        tag = part.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        tags.add(tag.strip('"'))
+    return tags
+
+
+def _no_release(host: AuthedHost) -> ApiError:
+    return ApiError(
+        404,
+        f"No release is assigned to host {host.name!r} yet: no release lists it, its "
+        "rollout ring has not been reached, or the release was rolled back.",
+    )
+
+
+@blueprint.get("/release")
+def release() -> Response:
+    """This host's current release; 304 when ``If-None-Match`` already names it."""
+    host = authenticate()
+    _touch(host)
+    if host.target_digest is None:
+        raise _no_release(host)
+    etag = host.target_digest
+    match = _etags(request.headers.get("If-None-Match"))
+    if etag in match or "*" in match:
+        response = Response(status=304)
+    else:
+        response = _json(
+            {
+                "release": host.target_release,
+                "name": host.target_name,
+                "sequence": host.target_sequence,
+                "digest": host.target_digest,
+            },
+            200,
+        )
+    response.headers["ETag"] = f'"{etag}"'
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@blueprint.get("/bundle")
+def bundle() -> Response:
+    """This host's current bundle, signature in ``X-Tenfra-Signature``."""
+    host = authenticate()
+    if host.target_name is None or host.target_digest is None:
+        raise _no_release(host)
+    data, signature, _ = state().storage.bundle(
+        host.target_name, host.name, host.target_digest
+    )
+    response = Response(data, status=200, mimetype="application/json")
+    response.headers["X-Tenfra-Signature"] = signature
+    response.headers["X-Tenfra-Release"] = host.target_name
+    response.headers["ETag"] = f'"{host.target_digest}"'
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@blueprint.get("/assets/<string:digest>")
+def asset(digest: str) -> Response:
+    """An asset, only when this host's current bundle lists its digest."""
+    from tenfra.provider.releases import DIGEST
+
+    host = authenticate()
+    if not DIGEST.match(digest):
+        raise ApiError(404, f"{digest!r} is not an asset digest (64 hex characters).")
+    if host.target_name is None or host.target_digest is None:
+        raise _no_release(host)
+    storage = state().storage
+    _, _, assets = storage.bundle(host.target_name, host.name, host.target_digest)
+    if digest not in assets:
+        raise ApiError(
+            403,
+            f"Asset {digest} is not referenced by the bundle of host {host.name!r}; "
+            "a host may fetch only its own assets.",
+        )
+    handle, size = storage.open_asset(digest)
+
+    def chunks() -> Any:
+        try:
+            while True:
+                block = handle.read(256 * 1024)
+                if not block:
+                    break
+                yield block
+        finally:
+            handle.close()
+
+    response = Response(chunks(), status=200, mimetype="application/octet-stream")
+    response.headers["Content-Length"] = str(size)
+    response.headers["ETag"] = f'"{digest}"'
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+# -- reports, logs, facts --------------------------------------------------------------
+
+
+def _timestamp(text: str, field: str) -> float:
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            422, f"the report's {field} {text!r} is not an ISO 8601 time."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
+
+
+def redact(text: Optional[str]) -> Optional[str]:
+    """Mask configured patterns (``redact`` in provider.yaml) in diffs and errors."""
+    if text is None:
+        return None
+    for pattern in state().redact:
+        text = pattern.sub("********", text)
+    return text
+
+
+@blueprint.post("/reports")
+def post_report() -> Response:
+    """Store one run report in one transaction; the report id makes it idempotent."""
+    from tenfra.report import report_from_json, report_to_json
+
+    host = authenticate()
+    data = json_body()
+    try:
+        report = report_from_json(data)
+    except ValidationError as exc:
+        raise ApiError(
+            422, f"The report is not valid: {exc}.".replace("..", ".")
+        ) from None
+    if report.host != host.name:
+        raise ApiError(
+            403, f"Host {host.name!r} may not post a report for host {report.host!r}."
+        )
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and key != report.id:
+        raise ApiError(
+            422,
+            f"The Idempotency-Key header {key!r} differs from the report id "
+            f"{report.id!r}; send the report id as the key.",
+        )
+    if not report.id or len(report.id) > 100:
+        raise ApiError(422, "The report id must have 1 to 100 characters.")
+    _redact_report(report)
+    stored = report_to_json(report)
+    created = store_report(report, stored, host.name)
+    if not created:
+        return _json({"status": "duplicate", "id": report.id}, 200)
+    _after_report(report, stored, host.name)
+    return _json({"status": "stored", "id": report.id}, 201)
+
+
+def _redact_report(report: Any) -> None:
+    if not state().redact:
+        return
+    report.error = redact(report.error)
+    for recipe in report.recipes:
+        recipe.error = redact(recipe.error)
+        stack = list(recipe.tasks)
+        while stack:
+            task = stack.pop()
+            task.diff = redact(task.diff)
+            task.error = redact(task.error)
+            task.message = redact(task.message)
+            stack.extend(task.children)
+
+
+def store_report(report: Any, stored: dict[str, Any], host: str) -> bool:
+    """Insert the run, its recipes and tasks, the host status and hook deliveries.
+
+    Returns False when a report with this id was stored before (by any replica).
+    """
+    import peewee as pw
+
+    from tenfra.provider.hooks import select_hooks
+    from tenfra.provider.models import (
+        HookDelivery,
+        HostStatus,
+        RecipeResult,
+        Run,
+        TaskResult,
+        db,
+        now,
+    )
+
+    started = _timestamp(report.started, "started")
+    finished = _timestamp(report.finished, "finished")
+    counts = report.counts()
+    changed = counts["changed"] + counts["would-change"]
+    failed = counts["failed"] + counts["rejected"]
+    moment = now()
+    hooks = state().hooks
+    wanted = select_hooks(hooks, stored, host) if hooks else []
+    try:
+        with db.atomic():
+            run = Run.create(
+                report_id=report.id,
+                host=host,
+                started=started,
+                finished=finished,
+                received=moment,
+                status=report.status.value,
+                release=report.release,
+                sequence=report.sequence,
+                check=report.check,
+                duration=max(finished - started, 0.0),
+                changed=changed,
+                failed=failed,
+                total=sum(counts.values()),
+                error=report.error,
+            )
+            recipe_rows = []
+            task_rows: list[dict[str, Any]] = []
+            for position, recipe in enumerate(report.recipes):
+                recipe_rows.append(
+                    {
+                        "run": run.id,
+                        "position": position,
+                        "recipe_id": recipe.id[:300],
+                        "name": recipe.name[:300],
+                        "status": recipe.status.value,
+                        "duration": recipe.duration,
+                        "error": recipe.error,
+                    }
+                )
+                _flatten(run.id, position, recipe.tasks, 0, task_rows)
+            if recipe_rows:
+                RecipeResult.insert_many(recipe_rows).execute()
+            for start in range(0, len(task_rows), 200):
+                TaskResult.insert_many(task_rows[start : start + 200]).execute()
+            status_values = {
+                HostStatus.report_id: report.id,
+                HostStatus.started: started,
+                HostStatus.finished: finished,
+                HostStatus.status: report.status.value,
+                HostStatus.release: report.release,
+                HostStatus.sequence: report.sequence,
+                HostStatus.changed: changed,
+                HostStatus.failed: failed,
+                HostStatus.check: report.check,
+                HostStatus.error: report.error,
+                HostStatus.received: moment,
+            }
+            (
+                HostStatus.insert({HostStatus.host: host, **status_values})
+                .on_conflict(
+                    conflict_target=[HostStatus.host],
+                    update=status_values,
+                    where=(HostStatus.finished <= finished),
+                )
+                .execute()
+            )
+            if wanted:
+                payload = json.dumps(stored, separators=(",", ":"))
+                HookDelivery.insert_many(
+                    [
+                        {
+                            "hook": name,
+                            "host": host,
+                            "report_id": report.id,
+                            "payload": payload,
+                            "created": moment,
+                            "next_attempt": moment,
+                        }
+                        for name in wanted
+                    ]
+                ).execute()
+    except pw.IntegrityError:
+        from tenfra.provider.models import Run as RunModel
+
+        if RunModel.select().where(RunModel.report_id == report.id).exists():
+            return False
+        raise
+    return True
+
+
+def _flatten(
+    run_id: int, recipe: int, tasks: Any, depth: int, rows: list[dict[str, Any]]
+) -> None:
+    for task in tasks:
+        rows.append(
+            {
+                "run": run_id,
+                "recipe_position": recipe,
+                "position": len(rows),
+                "depth": depth,
+                "name": task.name[:500],
+                "type": task.type[:100],
+                "status": task.status.value,
+                "changed": task.changed,
+                "duration": task.duration,
+                "diff": task.diff,
+                "error": task.error,
+                "message": task.message,
+                "location": (task.location or None) and task.location[:500],
+            }
+        )
+        _flatten(run_id, recipe, task.children, depth + 1, rows)
+
+
+def _after_report(report: Any, stored: dict[str, Any], host: str) -> None:
+    """Rollout evaluation, plugin hooks and a wake-up for hook deliveries."""
+    from tenfra.pluginmanager import get_plugin_manager
+    from tenfra.provider import releases
+    from tenfra.provider.models import Release
+
+    provider = state()
+    if report.sequence is not None and not report.check:
+        rolling = (
+            Release.select(Release.name)
+            .where(
+                (Release.sequence == report.sequence)
+                & (Release.state == releases.ROLLING)
+            )
+            .first()
+        )
+        if rolling is not None:
+            try:
+                for action in releases.evaluate(
+                    provider.config, provider.rings, rolling.name
+                ):
+                    logger.info("rollout: %s", action)
+            except Exception:
+                logger.exception("rollout evaluation failed; the periodic job retries")
+    try:
+        get_plugin_manager().hook.tenfra_report_received(report=stored, host=host)
+    except Exception:
+        logger.exception(
+            "a tenfra_report_received plugin failed for the report of %s", host
+        )
+    if provider.hooks:
+        provider.worker.wake()
+
+
+@blueprint.post("/logs")
+def post_logs() -> Response:
+    """Append log lines: strings, or objects with message, time and level."""
+    from tenfra.provider.models import LogLine, now
+
+    host = authenticate()
+    body: LogsBody = validate(json_body(), LogsBody, "the log request")
+    claim(body.host, host)
+    limits = state().config.limits
+    if len(body.lines) > limits.max_log_lines:
+        raise ApiError(
+            413,
+            f"{len(body.lines)} log lines in one request is more than the limit of "
+            f"{limits.max_log_lines} (limits.maxLogLines); send them in batches.",
+        )
+    moment = now()
+    rows = []
+    for index, line in enumerate(body.lines):
+        if isinstance(line, str):
+            entry = LogEntry(message=line)
+        else:
+            entry = validate(line, LogEntry, f"log line {index}")
+        rows.append(
+            {
+                "host": host.name,
+                "received": moment,
+                "time": entry.time[:40] if entry.time else None,
+                "level": entry.level[:20] if entry.level else None,
+                "message": redact(entry.message[: limits.max_line_length]),
+            }
+        )
+    if rows:
+        LogLine.insert_many(rows).execute()
+    return _json({"status": "stored", "lines": len(rows)}, 201)
+
+
+@blueprint.post("/facts")
+def post_facts() -> Response:
+    """Replace the host's facts."""
+    from tenfra.provider.models import Host, now
+
+    host = authenticate()
+    body: FactsBody = validate(json_body(), FactsBody, "the facts request")
+    claim(body.host, host)
+    text = json.dumps(body.facts, sort_keys=True)
+    Host.update(facts=text, facts_at=now()).where(Host.id == host.id).execute()
+    return _json({"status": "stored"}, 200)
+
+
+@blueprint.get("/plugins")
+def plugins() -> Response:
+    """The provider's plugins (name, version, origin, hooks), as ``tenfra plugins``."""
+    from tenfra.pluginmanager import get_plugin_manager
+
+    authenticate()
+    return _json(get_plugin_manager().describe(), 200)
+
+
+def _json(data: Any, status: int) -> Response:
+    response = jsonify(data)
+    response.status_code = status
+    return response

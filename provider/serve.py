@@ -1,0 +1,123 @@
+"""Run the provider under gunicorn (a production WSGI server), embedded.
+
+The master process migrates the database and checks the configuration, then
+forks the workers; each worker builds its own application, database
+connections and background threads (release discovery, rollout, pruning and
+hook deliveries, each guarded by a database lease so replicas cooperate).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Optional
+
+from gunicorn.app.base import BaseApplication
+
+from tenfra.provider.config import ProviderConfig
+
+logger = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    return 2 * (os.cpu_count() or 1) + 1
+
+
+class ProviderApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn's application interface around :func:`create_app`."""
+
+    def __init__(self, config: ProviderConfig, options: dict[str, Any]) -> None:
+        self.provider_config = config
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from tenfra.provider.app import create_app
+
+        return create_app(self.provider_config, background=True)
+
+
+def _post_fork(_server: Any, _worker: Any) -> None:
+    # A connection opened by the master must never be shared with a worker.
+    from tenfra.provider.models import db
+
+    if db.obj is not None and not db.is_closed():
+        db.close()
+
+
+def serve(
+    config: ProviderConfig,
+    *,
+    bind: Optional[str] = None,
+    workers: Optional[int] = None,
+    threads: Optional[int] = None,
+    access_log: bool = False,
+    migrate: bool = True,
+) -> None:
+    """Prepare the database and run gunicorn until it is stopped."""
+    import peewee as pw
+
+    from tenfra.provider import releases
+    from tenfra.provider.models import (
+        check_schema,
+        connect_database,
+        db,
+        make_database,
+    )
+    from tenfra.provider.models import migrate as run_migrations
+
+    connect_database(
+        make_database(
+            config.database.url,
+            busy_timeout=config.database.busy_timeout,
+            max_connections=config.database.max_connections,
+        )
+    )
+    config.secret_key  # noqa: B018 (fail before forking when it is missing)
+    if migrate:
+        for step in run_migrations():
+            logger.info("migrated: %s", step)
+    check_schema()
+    try:
+        rings = releases.Rings(config)
+        releases.discover(config, releases.Storage(config), rings)
+        releases.assign(rings)
+    except Exception as exc:
+        logger.warning("first release scan failed (retried in the workers): %s", exc)
+    close_all = getattr(db.obj, "close_all", None)
+    if close_all is not None:
+        close_all()
+    elif isinstance(db.obj, pw.Database) and not db.is_closed():
+        db.close()
+
+    server = config.server
+    count = workers if workers is not None else (server.workers or default_workers())
+    thread_count = threads if threads is not None else server.threads
+    options: dict[str, Any] = {
+        "bind": [bind or server.bind],
+        "workers": count,
+        "threads": thread_count,
+        "worker_class": "gthread" if thread_count > 1 else "sync",
+        "timeout": server.timeout,
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "proc_name": "tenfra-provider",
+        "accesslog": "-" if access_log else None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "post_fork": _post_fork,
+        "preload_app": False,
+        "limit_request_line": 8190,
+    }
+    logger.info(
+        "tenfra provider on %s with %d worker(s) x %d thread(s)",
+        options["bind"][0],
+        count,
+        thread_count,
+    )
+    ProviderApplication(config, options).run()
