@@ -437,11 +437,9 @@ class Engine:
         layers.append(self._extra_layer)
         return Scope(layers, render=self.renderer, fallback=self._lazy_globals())
 
-    def _lazy_globals(self) -> Optional[Mapping[str, Any]]:
+    def _lazy_globals(self) -> Mapping[str, Any]:
         # Jinja's globals only matter once Jinja runs; don't import it for nothing.
-        if self._templar is None:
-            return _LazyGlobals(self)
-        return self.templar_globals()
+        return _LazyGlobals(self)
 
     # -- running ----------------------------------------------------------------------
 
@@ -716,7 +714,10 @@ class Engine:
             )
         except ValidationError as exc:
             raise ValidationError(
-                f"{exc.problem} (after rendering the templates)", exc.location
+                f"{exc.problem} (after rendering the templates; a value that is "
+                "exactly one ${{ }} keeps the type of its expression, convert it "
+                "with | string, | int or | float)",
+                exc.location,
             ) from None
 
     def _after(

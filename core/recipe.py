@@ -543,6 +543,8 @@ class _Loader:
             )
         elif isinstance(value, dict):
             options = value
+        elif resource.free_form and isinstance(value, (int, float, bool)):
+            options = {resource.free_form: value}
         else:
             from tenfra.convert import type_name_of
 

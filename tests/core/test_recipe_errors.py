@@ -92,7 +92,9 @@ CASES = [
     ),
     (
         "input default out of range",
-        {"main": "inputs:\n  port:\n    type: integer\n    max: 100\n    default: 8080\n"},
+        {
+            "main": "inputs:\n  port:\n    type: integer\n    max: 100\n    default: 8080\n"
+        },
         "recipes/main.yaml:5:14: inputs.port.default: value 8080 is above the "
         "maximum 100; fix the default or the input's rules",
     ),
@@ -152,7 +154,10 @@ CASES = [
     ),
     (
         "unknown resource type in a nested task",
-        {"main": "tasks:\n  - loop:\n      items: [1]\n      tasks:\n        - debgu: x\n"},
+        {
+            "main": "tasks:\n  - loop:\n      items: [1]\n      tasks:\n"
+            "        - debgu: x\n"
+        },
         "recipes/main.yaml:5:11: unknown key 'debgu' in the task (did you mean "
         f"'debug'?); it is neither a task field ({TASK_FIELDS}) nor a known "
         "resource type; check the spelling, or install the plugin that provides it",
@@ -232,7 +237,9 @@ def test_run_refuses_the_same_recipes_before_running(
     monkeypatch.chdir(tmp_path)
     state = tmp_path / "state"
 
-    code, err = run_cli(["run", "main", "--host", "h1", "--state-dir", str(state)], capsys)
+    code, err = run_cli(
+        ["run", "main", "--host", "h1", "--state-dir", str(state)], capsys
+    )
 
     assert code == 2
     assert err.strip().splitlines() == [f"tenfra: error: {message}"]
@@ -244,7 +251,7 @@ def test_undefined_variable_fails_the_task_naming_variable_and_position(
 ) -> None:
     write_recipes(
         tmp_path,
-        {"main": "tasks:\n  - debug: msg=ok\n  - debug: msg=\"port ${{ prot }}\"\n"},
+        {"main": 'tasks:\n  - debug: msg=ok\n  - debug: msg="port ${{ prot }}"\n'},
     )
     monkeypatch.chdir(tmp_path)
 
