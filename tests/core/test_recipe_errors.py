@@ -93,7 +93,8 @@ CASES = [
     (
         "input default out of range",
         {
-            "main": "inputs:\n  port:\n    type: integer\n    max: 100\n    default: 8080\n"
+            "main": "inputs:\n  port:\n    type: integer\n    max: 100\n"
+            "    default: 8080\n"
         },
         "recipes/main.yaml:5:14: inputs.port.default: value 8080 is above the "
         "maximum 100; fix the default or the input's rules",
