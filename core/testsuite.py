@@ -470,6 +470,12 @@ def _check_tests(
                 )
         for number, check in enumerate(test.assert_):
             kinds = [k for k in ASSERT_KINDS if getattr(check, k) is not None]
+            if kinds == ["task"] and check.status is None:
+                raise ValidationError(
+                    f"an assertion on task {check.task!r} needs 'status' (ok, "
+                    "changed, skipped or failed)",
+                    locate(root, (*here, "assert", number), source),
+                )
             if len(kinds) != 1:
                 got = ", ".join(kinds) if kinds else "none"
                 raise ValidationError(
@@ -775,6 +781,7 @@ class _Stage:
             "plugins": "repo/plugins" if self.has_plugins else None,
             "state": "state",
             "source": str(self.suite.path),
+            "generated": dict(self.generated),
             **data,
         }
         (self.folder / name).write_text(json.dumps(data, indent=1), encoding="utf-8")
@@ -1262,8 +1269,10 @@ class _MachineJob:
         """Name generated recipes after the suite, not the machine's temp path."""
         for recipe_id, title in self.job.get("generated", {}).items():
             path = self.recipes_dir / recipe_id / "main.yaml"
-            for form in (str(path), os.path.relpath(path)):
-                text = text.replace(form, f"{self.source} [{title}]")
+            for form in {str(path), os.path.relpath(path)}:
+                text = re.sub(
+                    re.escape(form) + r"(:\d+)*", f"{self.source} [{title}]", text
+                )
         return text
 
     # -- jobs ----------------------------------------------------------------------

@@ -86,9 +86,7 @@ def test(
             "a folder that holds some."
         )
     suites = [load_suite(path) for path in files]
-    selection = Selection(
-        suites=suites, keyword=keyword, runner=runner, jobs=jobs
-    )
+    selection = Selection(suites=suites, keyword=keyword, runner=runner, jobs=jobs)
     session = Session(selection, echo=click.echo)
     if collect_only:
         for unit in session.units():
@@ -116,4 +114,4 @@ def test(
             click.echo(f"  {outcome.location}: {outcome.title} [{outcome.runner}]")
             for problem in outcome.problems:
                 click.echo(f"    {problem}")
-        raise click.exceptions.Exit(EXIT_FAILED)
+        sys.exit(EXIT_FAILED)
