@@ -1,4 +1,4 @@
-"""The ``tenfra test`` command: discover suites, run them, report and set the exit code."""
+"""The ``tenfra test`` command: run test suites, report, set the exit code."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _terminate(_signum: int, _frame: Optional[FrameType]) -> None:
 @click.option(
     "--collect-only", is_flag=True, help="List the selected tests without running."
 )
-def test(
+def test(  # noqa: PLR0917  (click passes options as arguments)
     paths: tuple[Path, ...],
     keyword: tuple[str, ...],
     junit_xml: Optional[Path],
