@@ -741,6 +741,22 @@ class Inventory:
         compiled = pattern if isinstance(pattern, Pattern) else compile_pattern(pattern)
         return compiled.select(self, self._atom_cache)
 
+    def unknown_names(self, pattern: Union[str, Sequence[str], Pattern]) -> list[str]:
+        """Plain names in ``pattern`` that are neither hosts nor groups (typos).
+
+        ``check`` and the compiler use this to warn about targets that can never
+        match, since :meth:`match` just leaves them out.
+        """
+        compiled = pattern if isinstance(pattern, Pattern) else compile_pattern(pattern)
+        return [
+            term.text
+            for term in compiled.terms
+            if term.kind == "name"
+            and term.text not in self.host_set
+            and term.text not in self.groups
+            and term.text not in SPECIAL_GROUPS
+        ]
+
     def records(self, host: str) -> list[HostRecord]:
         """Every definition of ``host`` (the ``hosts`` section, host sources)."""
         self._require(host)

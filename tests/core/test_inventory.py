@@ -452,3 +452,9 @@ def test_load_inventory_text(tmp_path: Path) -> None:
         "hosts: [a]\ngroups: {g: a}\n", base_dir=tmp_path, plugin_manager=MANAGER
     )
     assert inv.match("g") == ["a"]
+
+
+def test_unknown_names_in_a_pattern(tmp_path: Path) -> None:
+    inv = _inv("hosts: [web-01]\ngroups: {web: web-01}\n", tmp_path)
+    assert inv.unknown_names("web,web-01,web-02,all,!db,~x,web-*") == ["web-02", "db"]
+    assert inv.match("web-01,web-02") == ["web-01"]
