@@ -1230,9 +1230,7 @@ def resolve_inputs(
                 f"recipe {recipe.id!r} needs the input {name!r}; {hint}", location
             )
         else:
-            value = None
-            values[name] = value
-            continue
+            continue  # optional, no default: undefined unless a lower layer has it
         problem = spec.problem(value)
         if problem is not None:
             if name not in given and from_scope is not None:
