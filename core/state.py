@@ -131,9 +131,12 @@ class State:
         with self._lock:
             data = self._read()
             pending = data.setdefault(host, {}).setdefault(recipe, [])
-            added = [name for name in names if name not in pending]
+            added = False
+            for name in names:
+                if name not in pending:
+                    pending.append(name)
+                    added = True
             if added:
-                pending.extend(added)
                 self._write(data)
             return list(pending)
 

@@ -168,3 +168,11 @@ def kit(
 
 
 EngineKit.flat = staticmethod(flat)  # type: ignore[attr-defined]
+
+
+def _recipes_tasks(report: RunReport) -> list[tuple[str, str]]:
+    """(name, status) of the top-level tasks of the first recipe."""
+    return [(t.name, t.status.value) for t in report.recipes[0].tasks]
+
+
+EngineKit.recipes_tasks = staticmethod(_recipes_tasks)  # type: ignore[attr-defined]
