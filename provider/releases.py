@@ -439,13 +439,15 @@ def assign(rings: Rings, hosts: Optional[Iterable[str]] = None) -> int:
 
 def ring_progress(release: Any, rings: Rings) -> list[dict[str, Any]]:
     """Per ring: hosts, succeeded, failed and pending counts for ``release``."""
+    import peewee as pw
+
     from tenfra.provider.models import Host, HostStatus, ReleaseHost
 
     members: Any = (
         Host.select(Host.name, HostStatus.status, HostStatus.sequence, HostStatus.check)
         .join(ReleaseHost, on=(ReleaseHost.host == Host.name))
         .switch(Host)
-        .join(HostStatus, join_type="LEFT OUTER", on=(HostStatus.host == Host.name))
+        .join(HostStatus, join_type=pw.JOIN.LEFT_OUTER, on=(HostStatus.host == Host.name))
         .where(
             (ReleaseHost.release == release.name) & Host.credential_hash.is_null(False)
         )

@@ -398,3 +398,9 @@ def start_server(config_path: Path, log: Path, env: Optional[dict[str, str]] = N
         time.sleep(0.2)
     server.stop()
     pytest.fail(f"the provider did not become ready:\n{log.read_text()}")
+
+
+@pytest.fixture
+def report_body() -> Callable[..., dict[str, Any]]:
+    """``report_body(host, **changes)``: a run report in the wire format."""
+    return make_report
