@@ -282,11 +282,7 @@ class TaskContext:
         """The scope plus ``result`` (for failedIf, changedIf and exitIf)."""
         layer = Layer("result", {"result": raw})
         scope = self.scope
-        return Scope(
-            [*scope.layers, layer],
-            render=self._engine.renderer,
-            fallback=self._engine.templar_globals(),
-        )
+        return Scope([*scope.layers, layer], render=self._engine.renderer)
 
     def _extended(self, extra: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
         if not extra:
@@ -294,7 +290,6 @@ class TaskContext:
         return Scope(
             [*self.scope.layers, Layer("extra", dict(extra))],
             render=self._engine.renderer,
-            fallback=self._engine.templar_globals(),
         )
 
     def asset(self, name: str) -> Path:
@@ -414,10 +409,6 @@ class Engine:
     ) -> Any:
         return self.templar.render(value, scope, location)
 
-    def templar_globals(self) -> Mapping[str, Any]:
-        globals_: Mapping[str, Any] = self.templar.globals_mapping()
-        return globals_
-
     def scope_for(self, task: Optional[Task], frame: _Frame) -> Scope:
         layers = [
             *frame.run.base_layers,
@@ -435,11 +426,7 @@ class Engine:
                 )
             )
         layers.append(self._extra_layer)
-        return Scope(layers, render=self.renderer, fallback=self._lazy_globals())
-
-    def _lazy_globals(self) -> Mapping[str, Any]:
-        # Jinja's globals only matter once Jinja runs; don't import it for nothing.
-        return _LazyGlobals(self)
+        return Scope(layers, render=self.renderer)
 
     # -- running ----------------------------------------------------------------------
 
@@ -537,7 +524,6 @@ class Engine:
             from_scope = Scope(
                 [*run.base_layers, self._extra_layer],
                 render=self.renderer,
-                fallback=self._lazy_globals(),
             )
         values = resolve_inputs(
             recipe,
@@ -940,28 +926,6 @@ class Engine:
                 f"in {base}; add the file or fix the name"
             )
         return path
-
-
-class _LazyGlobals(Mapping[str, Any]):
-    """Jinja's globals, looked up only when Jinja is already in use."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def _globals(self) -> Mapping[str, Any]:
-        return self._engine.templar_globals()
-
-    def __getitem__(self, key: str) -> Any:
-        return self._globals()[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._globals()
-
-    def __iter__(self) -> Any:
-        return iter(self._globals())
-
-    def __len__(self) -> int:
-        return len(self._globals())
 
 
 def _copy_frame(frame: _Frame, *, selected: bool) -> _Frame:

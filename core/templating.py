@@ -19,6 +19,7 @@ without ``${{`` never pays for it.  Compiled templates are cached.
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import threading
@@ -214,7 +215,7 @@ class Templar:
         text: str,
         location: Optional[Location],
     ) -> Any:
-        context = compiled.new_context(vars=scope, shared=True)  # type: ignore[arg-type]
+        context = compiled.new_context(vars=_with_globals(scope, compiled), shared=True)
         try:
             for _ in compiled.root_render_func(context):
                 pass
@@ -237,7 +238,7 @@ class Templar:
         text: str,
         location: Optional[Location],
     ) -> str:
-        context = compiled.new_context(vars=scope, shared=True)  # type: ignore[arg-type]
+        context = compiled.new_context(vars=_with_globals(scope, compiled), shared=True)
         try:
             return str(compiled.environment.concat(compiled.root_render_func(context)))
         except Exception as exc:
@@ -385,25 +386,37 @@ class Templar:
                     Location(source, exc.lineno),
                 ) from None
             self._cache[key] = compiled
-        context = compiled.new_context(vars=scope, shared=True)  # type: ignore[arg-type]
+        context = compiled.new_context(vars=_with_globals(scope, compiled), shared=True)
         try:
             return str(compiled.environment.concat(compiled.root_render_func(context)))
         except Exception as exc:
-            line = _template_line(exc)
+            line = _template_line(compiled, text, exc)
             error = self._runtime_error(exc, text, Location(source, line))
             # For files the whole text is not worth quoting: say the file and line.
             message = error.problem.replace(repr(_shown(text)), "the template")
             raise TemplateError(message, Location(source, line)) from None
 
 
-def _template_line(exc: BaseException) -> Optional[int]:
-    tb = exc.__traceback__
+def _template_line(compiled: Any, text: str, exc: BaseException) -> Optional[int]:
+    """The template line an exception was raised at (Jinja rewrites the frames)."""
+    try:
+        compiled.environment.handle_exception(text)
+    except BaseException as rewritten:
+        tb = rewritten.__traceback__
+    else:  # pragma: no cover - handle_exception always raises
+        return None
     line: Optional[int] = None
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == "<template>":
             line = tb.tb_lineno
         tb = tb.tb_next
+    del exc
     return line
+
+
+def _with_globals(scope: Mapping[str, Any], compiled: Any) -> Any:
+    """The scope with the environment's globals (range, plugin globals) below it."""
+    return collections.ChainMap(scope, compiled.globals)  # type: ignore[arg-type]
 
 
 def _strip_marks(text: str) -> str:
