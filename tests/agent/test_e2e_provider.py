@@ -209,7 +209,8 @@ def test_daemon_survives_an_outage_and_stops_on_sigterm(
     text = re.sub(r"interval: .*", "interval: 1.0", text)
     text = re.sub(r"splay: .*", "splay: 0.2", text)
     text = re.sub(r"repairInterval: .*", "repairInterval: 0.0", text)
-    config.write_text(text + "backoffMax: 2.0\n")
+    text = re.sub(r"backoffMax: .*", "backoffMax: 2.0", text)
+    config.write_text(text)
     first = repo.compile("v1")
     provider.wait_release(first)
 
