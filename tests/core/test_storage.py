@@ -132,8 +132,15 @@ def test_batch_writer_memory_filesystem() -> None:
 
 def test_batch_writer_local(tmp_path: Path) -> None:
     fs, root = storage.open_fs(str(tmp_path))
-    writer = storage.BatchWriter(fs)
-    writer.put_many((storage.join(root, f"x/{i}"), b"z" * i) for i in range(3))
-    writer.flush()
+    with storage.BatchWriter(fs) as writer:
+        writer.put_many((storage.join(root, f"x/{i}"), b"z" * i) for i in range(3))
     assert writer.bytes == 3
     assert sorted(os.listdir(tmp_path / "x")) == ["0", "1", "2"]
+
+
+def test_batch_writer_reports_local_failures(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    fs, root = storage.open_fs(str(tmp_path))
+    with pytest.raises(StorageError, match="blocker"), storage.BatchWriter(fs) as w:
+        for index in range(5):
+            w.put(storage.join(root, f"blocker/{index}"), b"data")
