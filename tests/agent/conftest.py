@@ -64,6 +64,8 @@ class Repo:
         self.public_key = root / "release.pub"
         (root / "recipes" / "site" / "assets").mkdir(parents=True)
         self.public_key.write_bytes(rel.public_key_pem(key))
+        self.private_key = root / "release.key"
+        self.private_key.write_bytes(rel.private_key_pem(key))
         (root / "inventory.yaml").write_text(
             "hosts: [web-1, web-2]\nvars:\n  greeting: hello\n", encoding="utf-8"
         )
@@ -87,6 +89,34 @@ class Repo:
             )
         )
         return str(result.name)
+
+    def compile_cli(self, version: str, *, env: Optional[dict[str, str]] = None) -> str:
+        """Like :meth:`compile`, through ``tenfra compile`` in a subprocess (so
+        plugins it loads stay out of the test process)."""
+        recipe = self.root / "recipes" / "site" / "main.yaml"
+        recipe.write_text(recipe_text(self.target, version), encoding="utf-8")
+        (self.root / "recipes" / "site" / "assets" / "index.html").write_text(
+            f"<h1>{version}</h1>\n", encoding="utf-8"
+        )
+        done = subprocess.run(
+            [
+                *TENFRA,
+                "compile",
+                "--inventory",
+                str(self.root / "inventory.yaml"),
+                "--recipes",
+                str(self.root / "recipes"),
+                "--out",
+                self.url,
+                "--signing-key",
+                str(self.private_key),
+            ],
+            capture_output=True,
+            text=True,
+            env=env or tenfra_env(),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return self.latest()
 
     def latest(self) -> str:
         return (self.out / "LATEST").read_text(encoding="utf-8").strip()
