@@ -102,6 +102,7 @@ class Context(Protocol):
     diff: bool  # the user asked for diffs
     sensitive: bool  # mask values of this task in logs, diffs and reports
     timeout: Optional[float]  # seconds, from the task's ``timeout``
+    deadline: Optional[float]  # time.monotonic() by which the task must end, or None
     log: logging.LoggerAdapter[logging.Logger]
     recipe_id: str
     recipe_dir: Path  # the folder of the recipe file

@@ -176,7 +176,7 @@ class Assert(ResourceType):
         - assert:
             that:
               - port > 1024
-              - admin_email is match('.+@.+')
+              - "'@' in admin_email"
             msg: check the inputs
     """
 
@@ -381,7 +381,14 @@ class Try(ResourceType):
         values: dict[str, Any] = {}
         result: Optional[Result] = None
         attempts = 0
+        deadline = ctx.deadline
         for attempt in range(options.retries + 1):
+            if attempt and deadline is not None and time.monotonic() + delay > deadline:
+                error = (
+                    f"the timeout of {ctx.timeout} s is over after {attempt} "
+                    f"attempts; last error: {error}"
+                )
+                break
             if attempt and delay > 0:
                 time.sleep(delay)
                 delay *= options.backoff
