@@ -113,6 +113,8 @@ def serve(
         "post_fork": _post_fork,
         "preload_app": False,
         "limit_request_line": 8190,
+        # Replicas on one machine must not fight over gunicorn's control socket.
+        "control_socket_disable": True,
     }
     logger.info(
         "tenfra provider on %s with %d worker(s) x %d thread(s)",

@@ -39,7 +39,9 @@ class Published:
 class ReleaseWriter:
     """Publishes signed releases to an fsspec URL (a folder or s3://bucket/...)."""
 
-    def __init__(self, url: str, key: Any, storage_options: Optional[dict[str, Any]] = None):
+    def __init__(
+        self, url: str, key: Any, storage_options: Optional[dict[str, Any]] = None
+    ):
         import fsspec.core
 
         self.url = url
@@ -112,7 +114,9 @@ class ReleaseWriter:
             host_digests[host] = rel.digest_of(data)
             self._put(f"releases/{name}/hosts/{host}.json", data)
             if sign:
-                self._put(f"releases/{name}/hosts/{host}.json.sig", rel.sign(data, self.key))
+                self._put(
+                    f"releases/{name}/hosts/{host}.json.sig", rel.sign(data, self.key)
+                )
         manifest = {
             "format": 1,
             "release": release_id,
@@ -194,7 +198,7 @@ def base_config(
     return config
 
 
-@attrs.define
+@attrs.define(slots=False)
 class Provider:
     """An application under test with helpers that speak the agent API."""
 
@@ -357,7 +361,9 @@ class ServerProcess:
                 self.process.wait()
 
 
-def start_server(config_path: Path, log: Path, env: Optional[dict[str, str]] = None) -> ServerProcess:
+def start_server(
+    config_path: Path, log: Path, env: Optional[dict[str, str]] = None
+) -> ServerProcess:
     """``tenfra provider serve`` as a real process on 127.0.0.1; waits for /readyz."""
     import urllib3
 
@@ -388,9 +394,13 @@ def start_server(config_path: Path, log: Path, env: Optional[dict[str, str]] = N
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"the provider exited with {process.returncode}:\n{log.read_text()}")
+            pytest.fail(
+                f"the provider exited with {process.returncode}:\n{log.read_text()}"
+            )
         try:
-            answer = http.request("GET", f"{server.url}/readyz", timeout=1.0, retries=False)
+            answer = http.request(
+                "GET", f"{server.url}/readyz", timeout=1.0, retries=False
+            )
             if answer.status == 200:
                 return server
         except urllib3.exceptions.HTTPError:
@@ -404,3 +414,51 @@ def start_server(config_path: Path, log: Path, env: Optional[dict[str, str]] = N
 def report_body() -> Callable[..., dict[str, Any]]:
     """``report_body(host, **changes)``: a run report in the wire format."""
     return make_report
+
+
+@pytest.fixture
+def make_writer(signing_key: Any) -> Callable[..., ReleaseWriter]:
+    """``make_writer(url, storage_options=None)``: a release publisher for any URL."""
+
+    def build(
+        url: str, storage_options: Optional[dict[str, Any]] = None
+    ) -> ReleaseWriter:
+        return ReleaseWriter(url, signing_key, storage_options)
+
+    return build
+
+
+@pytest.fixture
+def serve_provider(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """``serve_provider(config: dict, name)``: a real ``tenfra provider serve``."""
+    import json
+
+    started: list[ServerProcess] = []
+
+    def run(config: dict[str, Any], name: str = "provider") -> ServerProcess:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(json.dumps(config))  # JSON is YAML
+        server = start_server(path, tmp_path / f"{name}.log")
+        started.append(server)
+        return server
+
+    yield run
+    for server in started:
+        server.stop()
+
+
+def tenfra_cli(*args: str) -> str:
+    """Run the real ``tenfra`` command line; return its standard output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tenfra.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def cli() -> Callable[..., str]:
+    return tenfra_cli

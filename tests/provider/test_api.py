@@ -12,7 +12,9 @@ import pytest
 from tenfra import release as rel
 
 
-def test_enrol_poll_bundle_asset_report(provider: Any, writer: Any, public_key_file: Any) -> None:
+def test_enrol_poll_bundle_asset_report(
+    provider: Any, writer: Any, public_key_file: Any
+) -> None:
     published = writer.publish({"web-1": {"site.conf": b"port 8080\n"}, "web-2": {}})
     assert provider.scan() == [published.name]
     credential = provider.enroll("web-1")
@@ -70,7 +72,9 @@ def test_etag_answers_304_until_the_release_changes(provider: Any, writer: Any) 
 
     second = writer.publish({"web-1": {"new": b"content"}})
     provider.scan()
-    changed = provider.get("/api/v1/release", credential, headers={"If-None-Match": etag})
+    changed = provider.get(
+        "/api/v1/release", credential, headers={"If-None-Match": etag}
+    )
     assert changed.status_code == 200
     assert changed.get_json()["digest"] == second.digests["web-1"]
     assert changed.headers["ETag"] != etag

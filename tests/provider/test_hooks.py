@@ -167,6 +167,10 @@ def test_bad_hook_configuration_fails_at_start_up(make_provider: Any) -> None:
     with pytest.raises(ValidationError, match="unknown report hook type 'pager'"):
         make_provider(hooks=[{"type": "pager"}])
     with pytest.raises(ValidationError, match="body template has a syntax error"):
-        make_provider(hooks=[{"type": "webhook", "url": "http://127.0.0.1:1/", "body": "${{ x"}])
+        make_provider(
+            hooks=[{"type": "webhook", "url": "http://127.0.0.1:1/", "body": "${{ x"}]
+        )
     with pytest.raises(ValidationError, match="condition 'status ==' is not a valid"):
-        make_provider(hooks=[{"type": "webhook", "url": "http://127.0.0.1:1/", "if": "status =="}])
+        make_provider(
+            hooks=[{"type": "webhook", "url": "http://127.0.0.1:1/", "if": "status =="}]
+        )

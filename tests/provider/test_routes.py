@@ -98,7 +98,9 @@ def test_every_route_needs_credentials_and_refuses_other_hosts(
             if rule.endpoint.startswith("api."):
                 # The owner passes the same request, so 403 above is about
                 # the other host, not a blanket refusal.
-                own = _send(provider, method, url, fleet["a"], _body(rule.endpoint, report_body))
+                own = _send(
+                    provider, method, url, fleet["a"], _body(rule.endpoint, report_body)
+                )
                 assert own.status_code in (200, 201), (method, url, own.data[:200])
     # Sanity: the walk covered the agent API, the admin UI and the bootstrap.
     assert "GET /api/v1/bundle" in checked
