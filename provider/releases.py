@@ -447,7 +447,11 @@ def ring_progress(release: Any, rings: Rings) -> list[dict[str, Any]]:
         Host.select(Host.name, HostStatus.status, HostStatus.sequence, HostStatus.check)
         .join(ReleaseHost, on=(ReleaseHost.host == Host.name))
         .switch(Host)
-        .join(HostStatus, join_type=pw.JOIN.LEFT_OUTER, on=(HostStatus.host == Host.name))
+        .join(
+            HostStatus,
+            join_type=pw.JOIN.LEFT_OUTER,
+            on=(HostStatus.host == Host.name),
+        )
         .where(
             (ReleaseHost.release == release.name) & Host.credential_hash.is_null(False)
         )

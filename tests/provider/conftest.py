@@ -22,9 +22,10 @@ import pytest
 
 from tenfra import release as rel
 
-ADMIN_PASSWORD = "correct horse battery"  # noqa: S105 (a test password)
-SECRET_KEY = "test-secret-key-0123456789abcdef"  # noqa: S105
+ADMIN_PASSWORD = "correct horse battery"
+SECRET_KEY = "test-secret-key-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
+DIFF = "--- a/site.conf\n+++ b/site.conf\n-port 80\n+port 8080\n"
 
 
 @attrs.define
@@ -276,7 +277,7 @@ def make_report(host: str, **changes: Any) -> dict[str, Any]:
                         "type": "copy",
                         "status": "changed" if status != "failed" else "failed",
                         "duration": 0.01,
-                        "diff": "--- a/site.conf\n+++ b/site.conf\n-port 80\n+port 8080\n",
+                        "diff": DIFF,
                         "error": "disk full" if status == "failed" else None,
                         "children": [],
                     },

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-ADMIN_PASSWORD = "correct horse battery"  # noqa: S105 (the test password)
+ADMIN_PASSWORD = "correct horse battery"
 
 
 def _csrf(page: bytes) -> str:

@@ -1,4 +1,4 @@
-"""The agent API against SQLite and a real PostgreSQL: enrolment, polls, bundles, reports."""
+"""The agent API on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 

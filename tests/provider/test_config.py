@@ -57,7 +57,7 @@ def test_defaults() -> None:
     assert config.database.url == "sqlite:///tenfra-provider.db"
     assert config.retention.runs == 30 * 86400
     assert config.rollout.rings == []
-    with pytest.raises(ConfigError, match="auth.secretKey is not set"):
+    with pytest.raises(ConfigError, match=r"auth\.secretKey is not set"):
         config.secret_key  # noqa: B018
 
 
@@ -97,12 +97,14 @@ CASES = [
     ("releases: {url: x}\nredact: ['(']\n", "2:10", "not a valid regex"),
     ("releases: {url: x}\npublicUrl: ftp://x\n", "2:12", "must start with http"),
     (
-        "releases: {url: x}\nhooks:\n  - type: webhook\n    url: http://x\n    tries: 3\n",
+        "releases: {url: x}\nhooks:\n  - type: webhook\n"
+        "    url: http://x\n    tries: 3\n",
         "5:5",
         "unknown key 'tries'",
     ),
     (
-        "releases: {url: x}\nhooks:\n  - {type: webhook, url: 'http://x', timeout: fast}\n",
+        "releases: {url: x}\n"
+        "hooks:\n  - {type: webhook, url: 'http://x', timeout: fast}\n",
         "3:47",
         "expected a number",
     ),
