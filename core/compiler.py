@@ -532,7 +532,15 @@ class Compiler:
 
         pins, site_files = self.load_plugins()
         inventory = self.load_inventory()
+        logger.info(
+            "inventory: %d hosts loaded after %.1f s",
+            len(inventory.hosts),
+            time.monotonic() - started,
+        )
         recipes = load_recipe_infos(options.recipes)
+        logger.info(
+            "recipes: %d loaded after %.1f s", len(recipes), time.monotonic() - started
+        )
         order = check_dependencies(recipes)
         closure = _closures(recipes, order)
         position = {recipe_id: index for index, recipe_id in enumerate(order)}
@@ -545,18 +553,18 @@ class Compiler:
         folder_cache: dict[Path, dict[str, str]] = {}
         recipe_assets: dict[str, dict[str, str]] = {}
         for recipe_id, info in recipes.items():
-            folder = info.assets_dir
-            if folder is None:
+            assets_dir = info.assets_dir
+            if assets_dir is None:
                 recipe_assets[recipe_id] = {}
                 continue
-            if folder not in folder_cache:
+            if assets_dir not in folder_cache:
                 names: dict[str, str] = {}
-                for name, path in scan_folder(folder, "asset").items():
+                for name, path in scan_folder(assets_dir, "asset").items():
                     digest = _file_digest(path)
                     names[name] = digest
                     asset_paths.setdefault(digest, path)
-                folder_cache[folder] = names
-            recipe_assets[recipe_id] = folder_cache[folder]
+                folder_cache[assets_dir] = names
+            recipe_assets[recipe_id] = folder_cache[assets_dir]
             check_assets(info, recipe_assets[recipe_id])
         site_plugins: dict[str, str] = {}
         for name, path in site_files.items():
@@ -600,7 +608,7 @@ class Compiler:
         }
 
         def recipe_set(targeted: tuple[str, ...]) -> _RecipeSet:
-            ids = set()
+            ids: set[str] = set()
             for recipe_id in targeted:
                 ids |= closure[recipe_id]
             chosen = sorted(ids)
@@ -651,6 +659,11 @@ class Compiler:
             content[host] = rel.sha256_hex(_object(pieces.items()))
             self._tick("hashed", count, len(hosts))
         release_id = rel.compute_release_id(dict(sorted(content.items())), pins)
+        logger.info(
+            "release id %s computed after %.1f s",
+            release_id,
+            time.monotonic() - started,
+        )
 
         refs = rel._list_releases(fs, root)
         latest = rel._read_latest(fs, root)
@@ -722,10 +735,12 @@ class Compiler:
         with storage.BatchWriter(fs) as writer:
             for count, (host, pieces) in enumerate(bundles(), 1):
                 data = _object({**pieces, **volatile}.items())
-                path = storage.join(folder, storage.safe_key(rel.HOSTS, f"{host}.json"))
-                writer.put(path, data)
+                key_path = storage.join(
+                    folder, storage.safe_key(rel.HOSTS, f"{host}.json")
+                )
+                writer.put(key_path, data)
                 if key is not None:
-                    writer.put(path + rel.SIG, rel.sign(data, key))
+                    writer.put(key_path + rel.SIG, rel.sign(data, key))
                 host_digests[host] = rel.digest_of(data)
                 self._tick("written", count, len(hosts))
             bundle_bytes = writer.bytes
