@@ -1040,6 +1040,9 @@ class Sysctl(ResourceType):
         diff = None
         if new_lines != lines:
             data = ("\n".join(new_lines) + "\n").encode("utf-8")
+            parent = os.path.dirname(options.file)
+            if parent and not os.path.isdir(parent) and not ctx.check:
+                os.makedirs(parent, mode=0o755)
             outcome = ensure_content(
                 options.file,
                 data,
