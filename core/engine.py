@@ -237,6 +237,7 @@ class TaskContext:
         self._log: Optional[_MaskingAdapter] = None
         self._result_layer: Optional[Layer] = None
         self.children: list[TaskReport] = []
+        self.label: Optional[str] = None  # the task's label with rendered options
         self.host = engine.host
         self.check = engine.check
         self.diff = engine.diff
@@ -635,6 +636,8 @@ class Engine:
                 result = self._after(task, ctx, frame, result)
             except (InputError, UserError, TaskError) as exc:
                 result = Result.failed(str(exc))
+        if ctx.label is not None:
+            name = ctx.label
         duration = time.perf_counter() - start
         return self._report(
             task, ctx=ctx, name=name, result=result, duration=duration, handler=handler
@@ -689,6 +692,10 @@ class Engine:
                 )
         if task.sensitive:
             self.masker.add({k: v for k, v in rendered.items() if k not in lazy})
+        if task.name is None:
+            from tenfra.recipe import task_label
+
+            ctx.label = task_label(task.type, rendered)
         try:
             return structure(
                 rendered,

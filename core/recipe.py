@@ -494,7 +494,7 @@ class _Loader:
 
         task.vars_templated = has_template(task.vars)
         task.options = self.options(task, node[type_key], (*path, type_key))
-        task.label = _label(type_key, task.options)
+        task.label = task_label(type_key, task.options)
         return task
 
     def _unknown_task_key(self, key: str) -> str:
@@ -756,7 +756,7 @@ def nested_tasks(task: Task) -> list[Task]:
     return found
 
 
-def _label(type_key: str, options: Any) -> str:
+def task_label(type_key: str, options: Any) -> str:
     """A name for a task without ``name``: its type and its simple options."""
     if not isinstance(options, dict) or not options:
         return type_key

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 MARK = "${"
 """Every template in a YAML value contains this; cheap to test for."""
 
-_SINGLE = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.DOTALL)
+_SINGLE = re.compile(r"\$\{\{(.*)\}\}\Z", re.DOTALL)
 _UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
 _NO_ATTRIBUTE = re.compile(r"has no attribute '([^']+)'")
 _MAX_SHOWN = 60
@@ -102,6 +102,8 @@ class Templar:
             "undefined": jinja2.StrictUndefined,
             "autoescape": False,
             "keep_trailing_newline": True,
+            "trim_blocks": True,  # a line holding only a block tag leaves no line
+            "lstrip_blocks": True,
         }
         if yaml_values:
             options.update(

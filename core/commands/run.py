@@ -247,14 +247,22 @@ def run(  # noqa: PLR0917  (click passes options as arguments)
         from tenfra.variables import host_groups
 
         inv = load_inventory(inventory_path)
-        if host_name not in inv:
+        if host_name in inv:
+            layers = list(inv.var_layers(host_name))
+            groups = host_groups(inv, host_name)
+        elif host is not None:
             raise UserError(
                 f"{inventory_path}: host {host_name!r} is not in the inventory; "
                 "pass --host NAME with one of its hosts, or --inventory another "
                 "file."
             )
-        layers = list(inv.var_layers(host_name))
-        groups = host_groups(inv, host_name)
+        else:
+            logger.warning(
+                "this machine (%s) is not in %s; running without inventory vars "
+                "(pass --host NAME to run as one of its hosts)",
+                host_name,
+                inventory_path,
+            )
 
     split_tags = [t.strip() for raw in tags for t in raw.split(",") if t.strip()]
 

@@ -291,7 +291,7 @@ def test_a_rendered_value_of_the_wrong_type_is_refused_with_its_position(
         "recipes/main.yaml:4:21: count: expected an integer, got a string (after "
         "rendering the templates; a value that is exactly one ${{ }} keeps the "
         "type of its expression, convert it with | string, | int or | float) "
-        "(task 'record count=${{ n }}' of recipe 'main')"
+        "(task 'record count=many' of recipe 'main')"
     )
 
 
@@ -325,9 +325,7 @@ def test_recipe_calls_pass_inputs_and_get_results_back(kit: Any) -> None:
     assert report.status is Status.OK, report.recipes[0].error
     assert kit.calls == ["site:81", "site:81"]
     call = report.recipes[0].tasks[0]
-    assert [child.name for child in call.children] == [
-        "record value=${{ name }}:${{ port }}"
-    ]
+    assert [child.name for child in call.children] == ["record value=site:81"]
 
 
 def test_recipe_call_with_a_templated_bad_input_fails_the_task(kit: Any) -> None:

@@ -25,7 +25,9 @@ SCOPE = {"port": 8080, "hosts": ["a", "b"], "cfg": {"debug": True}, "name": "web
     ("text", "expected"),
     [
         ("${{ port }}", 8080),
-        ("  ${{ port + 1 }}  ", 8081),
+        ("${{ port + 1 }}", 8081),
+        ("  ${{ port }}\n", "  8080\n"),
+        ("${{ port }}\n", "8080\n"),
         ("${{ hosts }}", ["a", "b"]),
         ("${{ cfg }}", {"debug": True}),
         ("${{ cfg.debug }}", True),
@@ -171,7 +173,7 @@ def test_plugin_filters_and_globals(engine_pm: Any) -> None:
 
 
 def test_render_text_uses_plain_jinja_delimiters(templar: Templar) -> None:
-    text = "listen {{ port }};\n{% for h in hosts %}server {{ h }};\n{% endfor %}"
+    text = "listen {{ port }};\n{% for h in hosts %}\nserver {{ h }};\n{% endfor %}\n"
 
     assert templar.render_text(text, SCOPE, "assets/site.conf.j2") == (
         "listen 8080;\nserver a;\nserver b;\n"
