@@ -119,19 +119,23 @@ def enroll(
     state.ensure()
     with RunLock(state.root / "lock"):
         client = ProviderClient(provider_url, ca_file=ca_file)
+        request = None if token else state.enroll_request()
         deadline = time.monotonic() + wait
-        credential = client.enroll(name, token)
+        credential, shown = client.enroll(name, token, request=request)
         while credential is None and time.monotonic() < deadline:
-            time.sleep(min(5.0, max(deadline - time.monotonic(), 0.1)))
-            credential = client.enroll(name, token)
+            time.sleep(min(2.0, max(deadline - time.monotonic(), 0.1)))
+            credential, shown = client.enroll(name, token, request=request)
         if credential is None:
             click.echo(
-                f"Enrolment of {name!r} awaits approval on the provider; approve it "
-                "in the admin UI, then run this command again."
+                f"Enrolment of {name!r} awaits approval on the provider (request "
+                f"fingerprint {shown}); approve it in the admin UI or with "
+                f"'tenfra provider approve {name}', then run this command "
+                "again."
             )
             sys.exit(EXIT_UNAVAILABLE)
         state.save_public_key(key)
         state.save_credential(credential)
+        (state.root / "enroll-request").unlink(missing_ok=True)
         state.save_config(
             AgentConfig(
                 provider=provider_url,

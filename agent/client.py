@@ -121,22 +121,32 @@ class ProviderClient:
 
     # -- API ------------------------------------------------------------------------
 
-    def enroll(self, host: str, token: Optional[str]) -> Optional[str]:
-        """Exchange a bootstrap token for a credential; None while awaiting approval."""
+    def enroll(
+        self, host: str, token: Optional[str], *, request: Optional[str] = None
+    ) -> tuple[Optional[str], Optional[str]]:
+        """Exchange a bootstrap token, or an approval request, for a credential.
+
+        Returns ``(credential, None)`` once enrolled, or ``(None, fingerprint)``
+        while an approval request waits for an administrator; ``request`` is
+        the secret that identifies this agent's request (approval mode).
+        """
         body: dict[str, Any] = {"host": host}
         if token:
             body["token"] = token
+        elif request:
+            body["request"] = request
         response = self.request("POST", "/api/v1/enroll", body=body, auth=False)
-        if response.status == 202:
-            return None
         data = _json(response, "/api/v1/enroll")
+        if response.status == 202:
+            shown = data.get("fingerprint") if isinstance(data, dict) else None
+            return None, str(shown or "?")
         credential = data.get("credential") if isinstance(data, dict) else None
         if not isinstance(credential, str) or not credential:
             raise TransportError(
                 "The provider's enrolment answer has no credential; check that "
                 f"{self.url} is a tenfra provider."
             )
-        return credential
+        return credential, None
 
     def release(self, etag: Optional[str] = None) -> Optional[ReleaseInfo]:
         """This host's current release, or None when unchanged since ``etag``."""

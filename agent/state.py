@@ -221,6 +221,18 @@ class StateDir:
     def save_credential(self, credential: str) -> None:
         atomic_write(self.credential_path, credential.encode("utf-8"), mode=0o600)
 
+    def enroll_request(self) -> str:
+        """The secret naming this agent's approval request (created once, 0600)."""
+        import secrets
+
+        path = self.root / "enroll-request"
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            secret = secrets.token_urlsafe(32)
+            atomic_write(path, secret.encode("utf-8"), mode=0o600)
+            return secret
+
     def public_key(self) -> bytes:
         try:
             return self.public_key_path.read_bytes()

@@ -166,7 +166,9 @@ def repo(tmp_path: Path) -> Repo:
 class Provider:
     """A real ``tenfra provider serve`` process on 127.0.0.1."""
 
-    def __init__(self, folder: Path, releases_url: str) -> None:
+    def __init__(
+        self, folder: Path, releases_url: str, *, approval: bool = False
+    ) -> None:
         from tenfra.provider.auth import hash_password
 
         self.folder = folder
@@ -179,6 +181,7 @@ class Provider:
                     "database": {"url": f"sqlite:///{self.db_path}"},
                     "releases": {"url": releases_url, "scanInterval": 1},
                     "auth": {
+                        "approval": approval,
                         "secretKey": uuid.uuid4().hex,
                         "users": [
                             {
@@ -336,7 +339,11 @@ def support() -> Any:
     import types
 
     return types.SimpleNamespace(
-        agent=agent, TENFRA=TENFRA, tenfra_env=tenfra_env, Repo=Repo
+        agent=agent,
+        TENFRA=TENFRA,
+        tenfra_env=tenfra_env,
+        Repo=Repo,
+        Provider=Provider,
     )
 
 

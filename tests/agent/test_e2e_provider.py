@@ -292,3 +292,36 @@ def test_agent_never_imports_flask_or_peewee(
     assert (repo.target / "version.txt").exists()
     line = next(x for x in done.stderr.splitlines() if x.startswith("MODULES "))
     assert json.loads(line[len("MODULES ") :]) == []
+
+
+def test_enrolment_by_approval(tmp_path: Path, repo: Any, support: Any) -> None:
+    folder = tmp_path / "approving-provider"
+    folder.mkdir()
+    server = support.Provider(folder, repo.url, approval=True)
+    server.start()
+    try:
+        state = tmp_path / "agent-state"
+        enroll = (
+            "enroll",
+            "--provider",
+            server.url,
+            "--host",
+            "web-2",
+            "--public-key",
+            str(repo.public_key),
+        )
+        done = support.agent(state, *enroll)
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert "awaits approval" in done.stdout
+        assert "fingerprint" in done.stdout
+        assert not (state / "credential").exists()
+
+        server.cli("approve", "web-2")
+        done = support.agent(state, *enroll)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (state / "credential").read_text().startswith("web-2.")
+        assert not (state / "enroll-request").exists()
+        status = support.agent(state, "status", "--json", check=True)
+        assert json.loads(status.stdout)["host"] == "web-2"
+    finally:
+        server.stop()
