@@ -393,6 +393,11 @@ class Agent:
         outcome.failed = report.status.value in ("failed", "rejected")
         self._spool(report)
         self._save_last_run(report, name)
+        if report.facts:
+            try:
+                self.client.post_facts(report.facts)
+            except TenfraError as exc:  # sent again with the next run
+                logger.info("facts not sent: %s", exc)
         if not outcome.failed:
             self.state.set_pointer(LAST_GOOD, name)
             if bootstrap:
@@ -591,7 +596,22 @@ def apply_release(
     report.status = combine([r.status for r in report.recipes] + [report.status])
     if refused and not report.error:
         report.error = refused[0].error
+    report.facts = gather_facts()
     return report
+
+
+def gather_facts() -> dict[str, Any]:
+    """Every registered fact of this host, JSON-ready, for the provider."""
+    from tenfra.factsmod import Facts
+
+    facts = Facts()
+    values: dict[str, Any] = {}
+    for name in facts:
+        try:
+            values[name] = json.loads(json.dumps(facts[name], default=str))
+        except Exception as exc:  # one broken fact plugin must not lose the report
+            logger.warning("fact %s could not be gathered: %s", name, exc)
+    return values
 
 
 def _refusal(

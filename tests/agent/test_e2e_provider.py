@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -75,6 +76,11 @@ def test_enrol_pull_apply_report(
         ("changed", first.split("-")[1])
     ]
     report_id = runs[0]["report_id"]
+    with sqlite3.connect(provider.db_path) as conn:
+        (facts,) = conn.execute(
+            "SELECT facts FROM host WHERE name = 'web-1'"
+        ).fetchone()
+    assert json.loads(facts)["python_version"]
     page = admin_page(provider, "/admin/hosts/web-1")
     assert "changed" in page and first.split("-")[1] in page
 
