@@ -119,7 +119,9 @@ def _print_task(report: Any, depth: int, *, show_diff: bool) -> None:
     click.echo(
         f"{indent}{_status_text(status)} {report.name}  ({report.duration:.3f} s)"
     )
-    note = report.error or (report.message if report.type == "debug" else None)
+    note = report.error
+    if note is None and report.type == "debug" and status != "skipped":
+        note = report.message
     if note:
         for line in str(note).splitlines() or [""]:
             click.echo(f"{indent}{' ' * 13}{line}")
