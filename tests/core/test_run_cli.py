@@ -49,7 +49,8 @@ tasks:
 """
     )
     (tmp_path / "recipes" / "broken.yaml").write_text(
-        "tasks:\n  - debug: msg=before\n  - fail: this recipe fails\n  - debug: msg=after\n"
+        "tasks:\n  - debug: msg=before\n  - fail: this recipe fails\n"
+        "  - debug: msg=after\n"
     )
     monkeypatch.chdir(tmp_path)
     return tmp_path
