@@ -18,7 +18,29 @@ import attrs
 from flask import Blueprint, Response, g, jsonify, request
 
 from tenfra.errors import ValidationError
+from tenfra.provider import releases
 from tenfra.provider.app import ApiError, state
+from tenfra.provider.auth import (
+    check_secret,
+    fingerprint,
+    make_credential,
+    secret_hash,
+    split_credential,
+)
+from tenfra.provider.models import (
+    BootstrapToken,
+    Event,
+    HookDelivery,
+    Host,
+    HostStatus,
+    LogLine,
+    RecipeResult,
+    Release,
+    Run,
+    TaskResult,
+    db,
+    now,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -131,19 +153,16 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, message, {"WWW-Authenticate": 'Bearer realm="tenfra"'})
 
 
-def lookup_credential(header: str) -> Optional[AuthedHost]:
-    """The host a ``Bearer`` header authenticates, or None."""
-    from tenfra.provider.auth import check_secret, split_credential
-    from tenfra.provider.models import Host
+_LOOKUP_SQL: dict[int, str] = {}
 
-    if not header.startswith("Bearer "):
-        return None
-    parts = split_credential(header[7:].strip())
-    if parts is None:
-        return None
-    name, secret = parts
-    row = (
-        Host.select(
+
+def _lookup_sql() -> str:
+    """The poll's one query, built once per database (it runs 1,000s of times/s)."""
+
+    key = id(db.obj)
+    sql = _LOOKUP_SQL.get(key)
+    if sql is None:
+        query = Host.select(
             Host.id,
             Host.credential_hash,
             Host.target_name,
@@ -151,11 +170,22 @@ def lookup_credential(header: str) -> Optional[AuthedHost]:
             Host.target_sequence,
             Host.target_digest,
             Host.last_seen,
-        )
-        .where(Host.name == name)
-        .tuples()
-        .first()
-    )
+        ).where(Host.name == "")
+        sql = str(query.sql()[0])
+        _LOOKUP_SQL[key] = sql
+    return sql
+
+
+def lookup_credential(header: str) -> Optional[AuthedHost]:
+    """The host a ``Bearer`` header authenticates, or None."""
+
+    if not header.startswith("Bearer "):
+        return None
+    parts = split_credential(header[7:].strip())
+    if parts is None:
+        return None
+    name, secret = parts
+    row = db.execute_sql(_lookup_sql(), (name,)).fetchone()
     if row is None:
         check_secret(secret, None)
         return None
@@ -196,7 +226,6 @@ def claim(body_host: Optional[str], host: AuthedHost) -> None:
 
 def _touch(host: AuthedHost) -> None:
     """Record that the host was seen, at most once a minute (polls stay reads)."""
-    from tenfra.provider.models import Host, now
 
     moment = now()
     if host.last_seen is None or moment - host.last_seen > SEEN_EVERY:
@@ -227,9 +256,6 @@ def enroll() -> Response:
 
 
 def _enroll_with_token(host: str, token: str) -> Response:
-    from tenfra.provider import releases
-    from tenfra.provider.auth import make_credential, secret_hash
-    from tenfra.provider.models import BootstrapToken, Event, Host, db, now
 
     moment = now()
     row = BootstrapToken.get_or_none(BootstrapToken.token_hash == secret_hash(token))
@@ -276,14 +302,6 @@ def _enroll_with_token(host: str, token: str) -> Response:
 
 def _enroll_by_approval(host: str, request_secret: Optional[str]) -> Response:
     """Approval mode: 202 until an administrator approves, then the credential once."""
-    from tenfra.provider import releases
-    from tenfra.provider.auth import (
-        check_secret,
-        fingerprint,
-        make_credential,
-        secret_hash,
-    )
-    from tenfra.provider.models import Event, Host, db, now
 
     moment = now()
     given_hash = secret_hash(request_secret or "")
@@ -415,10 +433,9 @@ def bundle() -> Response:
 @blueprint.get("/assets/<string:digest>")
 def asset(digest: str) -> Response:
     """An asset, only when this host's current bundle lists its digest."""
-    from tenfra.provider.releases import DIGEST
 
     host = authenticate()
-    if not DIGEST.match(digest):
+    if not releases.DIGEST.match(digest):
         raise ApiError(404, f"{digest!r} is not an asset digest (64 hex characters).")
     if host.target_name is None or host.target_digest is None:
         raise _no_release(host)
@@ -531,15 +548,6 @@ def store_report(report: Any, stored: dict[str, Any], host: str) -> bool:
     import peewee as pw
 
     from tenfra.provider.hooks import select_hooks
-    from tenfra.provider.models import (
-        HookDelivery,
-        HostStatus,
-        RecipeResult,
-        Run,
-        TaskResult,
-        db,
-        now,
-    )
 
     started = _timestamp(report.started, "started")
     finished = _timestamp(report.finished, "finished")
@@ -624,9 +632,7 @@ def store_report(report: Any, stored: dict[str, Any], host: str) -> bool:
                     ]
                 ).execute()
     except pw.IntegrityError:
-        from tenfra.provider.models import Run as RunModel
-
-        if RunModel.select().where(RunModel.report_id == report.id).exists():
+        if Run.select().where(Run.report_id == report.id).exists():
             return False
         raise
     return True
@@ -659,8 +665,6 @@ def _flatten(
 def _after_report(report: Any, stored: dict[str, Any], host: str) -> None:
     """Rollout evaluation, plugin hooks and a wake-up for hook deliveries."""
     from tenfra.pluginmanager import get_plugin_manager
-    from tenfra.provider import releases
-    from tenfra.provider.models import Release
 
     provider = state()
     if report.sequence is not None and not report.check:
@@ -693,7 +697,6 @@ def _after_report(report: Any, stored: dict[str, Any], host: str) -> None:
 @blueprint.post("/logs")
 def post_logs() -> Response:
     """Append log lines: strings, or objects with message, time and level."""
-    from tenfra.provider.models import LogLine, now
 
     host = authenticate()
     body: LogsBody = validate(json_body(), LogsBody, "the log request")
@@ -729,7 +732,6 @@ def post_logs() -> Response:
 @blueprint.post("/facts")
 def post_facts() -> Response:
     """Replace the host's facts."""
-    from tenfra.provider.models import Host, now
 
     host = authenticate()
     body: FactsBody = validate(json_body(), FactsBody, "the facts request")

@@ -111,6 +111,23 @@ class ProviderState:
             self._stop.wait(interval)
 
 
+def _session_interface() -> Any:
+    """Flask's signed-cookie sessions, opened only where a login can matter.
+
+    The agent API authenticates every request with a bearer credential, so
+    it skips decoding (and re-signing) the cookie: a poll stays cheap.
+    """
+    from flask.sessions import SecureCookieSessionInterface
+
+    class AdminSessions(SecureCookieSessionInterface):
+        def open_session(self, app: Flask, request: Any) -> Any:
+            if not request.path.startswith(("/admin", "/bootstrap")):
+                return self.null_session_class()
+            return super().open_session(app, request)
+
+    return AdminSessions()
+
+
 def _compile(pattern: str) -> Any:
     import re
 
@@ -154,6 +171,7 @@ def create_app(config: ProviderConfig, *, background: bool = False) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.session_interface = _session_interface()
     provider_state = ProviderState(config)
     app.extensions["tenfra"] = provider_state
 

@@ -13,7 +13,7 @@ import urllib3
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-PASSWORD = "correct horse battery"  # noqa: S105 (the test password)
+PASSWORD = "correct horse battery"
 
 
 def _api(
