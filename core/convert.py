@@ -142,7 +142,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook(float, _strict_float)
     conv.register_structure_hook(bool, _strict_bool)
-    conv.register_structure_hook(Any, lambda v, _: v)
+    # A predicate, not register_structure_hook(Any): cattrs 25 (Python 3.9) refuses Any.
+    conv.register_structure_hook_func(lambda t: t is Any, lambda v, _: v)
 
     def dict_hook_factory(tp: Any) -> Callable[[Any, Any], Any]:
         # Not conv.gen_structure_mapping: it registers the raw mapping hook for
