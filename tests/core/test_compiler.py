@@ -558,3 +558,49 @@ def test_diff_shows_changed_template_for_exactly_its_hosts(
     assert [d.host for d in only] == ["web-02"]
     with pytest.raises(CompileError, match="Host 'nosuch' is in neither release"):
         diff_releases(old, new, ["nosuch"])
+
+
+# -- JSON inventories ----------------------------------------------------------------
+
+
+def test_json_inventory_gives_the_same_release(
+    repo: Path, tmp_path: Path, key: Any
+) -> None:
+    yaml_result = run(repo, tmp_path / "yaml", key, sequence=1)
+    (repo / "inventory.yaml").write_text(json.dumps(INVENTORY, indent=2))
+    reset_plugin_manager()
+    json_result = run(repo, tmp_path / "json", key, sequence=1)
+    assert json_result.release == yaml_result.release
+    assert tree(tmp_path / "json") == tree(tmp_path / "yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [
+        (
+            '{"hosts": {"a": null},\n "hosts": {"b": null}}',
+            InputError,
+            r"inventory\.yaml:2:\d+: .*duplicate key",
+        ),
+        (
+            '{"hosts": {"a": null},\n "nonsense": 1}',
+            ValidationError,
+            r"inventory\.yaml:2:\d+: .*nonsense",
+        ),
+        ('{"hosts": {"a": null},', InputError, r"inventory\.yaml:\d+:\d+"),
+    ],
+    ids=["duplicate key", "unknown key", "truncated"],
+)
+def test_json_inventory_errors_keep_positions(
+    repo: Path,
+    tmp_path: Path,
+    key: Any,
+    text: str,
+    error: type[Exception],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (repo / "inventory.yaml").write_text(text)
+    monkeypatch.chdir(repo)
+    with pytest.raises(error, match=message):
+        run(Path("."), tmp_path / "out", key)
