@@ -341,11 +341,9 @@ def recipe_info(recipe: Any, recipes_dir: Path) -> RecipeInfo:
     except ValueError:
         relative = file.name
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CompileError(
-            f"{recipe.source}: cannot read the recipe: {exc.strerror}."
-        ) from None
+        text = file.read_bytes().decode("utf-8")  # exactly, line endings too
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompileError(f"{recipe.source}: cannot read the recipe: {exc}.") from None
     return RecipeInfo(
         id=str(recipe.id),
         path=relative,
@@ -581,6 +579,13 @@ class Compiler:
         position = {recipe_id: index for index, recipe_id in enumerate(order)}
         per_host, others = self.match(inventory, recipes)
         hosts = inventory.hosts
+        for host in hosts:
+            if "/" in host or not storage.is_safe_key(host):
+                raise CompileError(
+                    f"{options.inventory}: host name {host!r} cannot name a bundle "
+                    "file (it contains '/', a backslash or a NUL byte, or is '.' or "
+                    "'..'); rename the host."
+                )
         logger.info("%d hosts, %d recipes", len(hosts), len(recipes))
 
         # Assets and site plugins: hashed once.
@@ -805,9 +810,15 @@ class Compiler:
 
         from tenfra.pluginmanager import get_plugin_manager
 
-        get_plugin_manager().hook.tenfra_after_compile(
-            manifest=manifest, url=options.out
-        )
+        try:
+            get_plugin_manager().hook.tenfra_after_compile(
+                manifest=manifest, url=options.out
+            )
+        except Exception as exc:  # the release is written; report, do not fail
+            self.warn(
+                f"A plugin's tenfra_after_compile hook failed after release {name} "
+                f"was written: {type(exc).__name__}: {exc}."
+            )
         return CompileResult(
             release=release_id,
             sequence=sequence,

@@ -234,10 +234,10 @@ class BatchWriter:
 
     Local files are written atomically by a few threads (creating files is
     what costs on a local disk; the threads overlap that wait), with at most
-    ``LOCAL_IN_FLIGHT`` files queued.  For object stores the files are
-    buffered and uploaded concurrently in batches of at most ``BATCH_FILES``
-    files or ``BATCH_BYTES`` bytes.  Call :meth:`flush` (or use the writer as
-    a context manager) before relying on the files.
+    ``LOCAL_IN_FLIGHT`` files or ``BATCH_BYTES`` bytes queued.  For object
+    stores the files are buffered and uploaded concurrently in batches of at
+    most ``BATCH_FILES`` files or ``BATCH_BYTES`` bytes.  Call :meth:`flush`
+    (or use the writer as a context manager) before relying on the files.
     """
 
     def __init__(self, fs: AbstractFileSystem) -> None:
@@ -259,9 +259,13 @@ class BatchWriter:
                 self._pool = ThreadPoolExecutor(
                     LOCAL_THREADS, thread_name_prefix="tenfra-write"
                 )
-            if len(self._futures) >= LOCAL_IN_FLIGHT:
+            if (
+                len(self._futures) >= LOCAL_IN_FLIGHT
+                or self._pending_bytes >= BATCH_BYTES
+            ):
                 self._wait()
             self._futures.append(self._pool.submit(write_atomic, self.fs, path, data))
+            self._pending_bytes += len(data)
             return
         self._pending[path] = data
         self._pending_bytes += len(data)
@@ -274,6 +278,8 @@ class BatchWriter:
 
     def _wait(self) -> None:
         futures, self._futures = self._futures, []
+        if self.local:
+            self._pending_bytes = 0
         for future in futures:
             future.result()  # re-raises the first StorageError
 
