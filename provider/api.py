@@ -684,12 +684,18 @@ def _after_report(report: Any, stored: dict[str, Any], host: str) -> None:
                     logger.info("rollout: %s", action)
             except Exception:
                 logger.exception("rollout evaluation failed; the periodic job retries")
-    try:
-        get_plugin_manager().hook.tenfra_report_received(report=stored, host=host)
-    except Exception:
-        logger.exception(
-            "a tenfra_report_received plugin failed for the report of %s", host
-        )
+    # Each plugin on its own: one that raises is logged and skips no other.
+    arguments = {"report": stored, "host": host}
+    caller = get_plugin_manager().hook.tenfra_report_received
+    for impl in reversed(caller.get_hookimpls()):
+        try:
+            impl.function(*(arguments[name] for name in impl.argnames))
+        except Exception:
+            logger.exception(
+                "plugin %s failed in tenfra_report_received for the report of %s",
+                impl.plugin_name,
+                host,
+            )
     if provider.hooks:
         provider.worker.wake()
 

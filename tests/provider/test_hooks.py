@@ -174,3 +174,36 @@ def test_bad_hook_configuration_fails_at_start_up(make_provider: Any) -> None:
         make_provider(
             hooks=[{"type": "webhook", "url": "http://127.0.0.1:1/", "if": "status =="}]
         )
+
+
+class _Recorder:
+    """A plugin implementing tenfra_report_received (and one that raises)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.fail = fail
+
+    def tenfra_report_received(self, report: dict[str, Any], host: str) -> None:
+        if self.fail:
+            raise RuntimeError("plugin bug")
+        self.seen.append((host, report["id"]))
+
+
+def test_report_received_plugin_hook(provider: Any) -> None:
+    from tenfra import hookimpl
+    from tenfra.pluginmanager import get_plugin_manager
+
+    good, bad = _Recorder(), _Recorder(fail=True)
+    for plugin in (good, bad):
+        hookimpl(plugin.tenfra_report_received.__func__)  # type: ignore[attr-defined]
+    manager = get_plugin_manager().pm
+    manager.register(good, name="test-recorder")
+    manager.register(bad, name="test-broken")
+    try:
+        credential = provider.enroll("web-1")
+        answer = provider.report(credential, "web-1", id="seen-1")
+        assert answer.status_code == 201  # the broken plugin did not block it
+    finally:
+        manager.unregister(name="test-recorder")
+        manager.unregister(name="test-broken")
+    assert good.seen == [("web-1", "seen-1")]
