@@ -190,7 +190,7 @@ class Templar:
     def check_syntax(self, value: Any, location: Optional[Location] = None) -> None:
         """Compile every template inside ``value``; raise TemplateError if bad."""
         if isinstance(value, str):
-            if is_template(value):
+            if is_template(value) and not _is_simple(value):
                 single = _SINGLE.match(value)
                 if single and value.count("${{") == 1 and "${%" not in value:
                     self._compile("expr", single.group(1), location)
@@ -335,6 +335,9 @@ class Templar:
         self, text: str, scope: Mapping[str, Any], location: Optional[Location] = None
     ) -> Any:
         """Render one string; native type when it is exactly one expression."""
+        fast = _fast_render(text, scope)
+        if fast is not _SLOW:
+            return fast
         single = _SINGLE.match(text)
         if single and text.count("${{") == 1 and "${%" not in text:
             inner = single.group(1)
@@ -351,6 +354,11 @@ class Templar:
     ) -> Any:
         """Evaluate a bare expression; ``${{ x }}`` is accepted as ``x`` too."""
         text = _strip_marks(expression)
+        simple = _SIMPLE.match(text)
+        if simple is not None:
+            value = _lookup(simple.group(1), scope)
+            if value is not _SLOW:
+                return _plain(value)
         compiled = self._compile("expr", text, location)
         return _plain(self._run_expression(compiled, scope, expression, location))
 
@@ -419,6 +427,64 @@ def _template_line(compiled: Any, text: str, exc: BaseException) -> Optional[int
 def _with_globals(scope: Mapping[str, Any], compiled: Any) -> Any:
     """The scope with the environment's globals (range, plugin globals) below it."""
     return collections.ChainMap(scope, compiled.globals)  # type: ignore[arg-type]
+
+
+# -- the fast path: plain variable references need no Jinja at all ------------------
+
+_SLOW: Any = object()
+_SIMPLE = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*\Z")
+_SPAN = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+
+
+def _is_simple(text: str) -> bool:
+    """True when every template in ``text`` is a plain (dotted) variable name."""
+    if "${%" in text or "${#" in text:
+        return False
+    parts = _SPAN.split(text)
+    return all(_SIMPLE.match(expr) for expr in parts[1::2]) and not any(
+        "${" in literal for literal in parts[0::2]
+    )
+
+
+def _lookup(path: str, scope: Mapping[str, Any]) -> Any:
+    """``a.b.c`` read from mappings as Jinja would, or _SLOW when unsure.
+
+    Anything unusual (a missing name, an attribute of a non-mapping, a key
+    shadowed by a method) goes to Jinja, which also writes the error.
+    """
+    names = path.split(".")
+    if names[0] not in scope:
+        return _SLOW
+    value = scope[names[0]]
+    for name in names[1:]:
+        if (
+            isinstance(value, Mapping)
+            and not hasattr(type(value), name)
+            and name in value
+        ):
+            value = value[name]
+        else:
+            return _SLOW
+    return value
+
+
+def _fast_render(text: str, scope: Mapping[str, Any]) -> Any:
+    """Render ``text`` without Jinja when it only references variables."""
+    if not _is_simple(text):
+        return _SLOW
+    parts = _SPAN.split(text)
+    if len(parts) == 3 and not parts[0] and not parts[2]:
+        return _lookup(parts[1].strip(), scope)
+    out: list[str] = []
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            out.append(part)
+            continue
+        value = _lookup(part.strip(), scope)
+        if value is _SLOW:
+            return _SLOW
+        out.append(str(value))
+    return "".join(out)
 
 
 def _strip_marks(text: str) -> str:

@@ -135,15 +135,50 @@ def test_a_condition_must_be_text_or_a_boolean(templar: Templar) -> None:
 
 
 def test_compiled_templates_are_cached(templar: Templar) -> None:
-    templar.render("${{ port }}", SCOPE)
-    templar.render("a ${{ port }}", SCOPE)
+    templar.render("${{ port + 0 }}", SCOPE)
+    templar.render("a ${{ port + 0 }}", SCOPE)
     size = len(templar._cache)
 
     for _ in range(3):
-        templar.render("${{ port }}", SCOPE)
-        templar.render("a ${{ port }}", SCOPE)
+        templar.render("${{ port + 0 }}", SCOPE)
+        templar.render("a ${{ port + 0 }}", SCOPE)
 
     assert len(templar._cache) == size == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "${{ port }}",
+        "${{ cfg.debug }}",
+        "a ${{ name }} b ${{ port }} ${{ cfg.debug }} ${{ hosts }} ${{ none }}",
+        "${{ cfg }}",
+        "${{ nested.x.y }}",
+        "${{ f }}",
+    ],
+)
+def test_plain_references_skip_jinja_with_the_same_result(text: str) -> None:
+    scope = {**SCOPE, "none": None, "nested": {"x": {"y": 1.5}}, "f": 2.0}
+    slow = Templar()
+    fast = Templar()
+
+    expected = slow._run_template(slow._compile("value", text, None), scope, text, None)
+    result = fast.render(text, scope)
+
+    assert str(result) == expected
+    assert fast._cache == {}  # nothing compiled
+
+
+@pytest.mark.parametrize(
+    "text", ["${{ missing }}", "x ${{ cfg.nope }}", "${{ cfg.items }}", "${{ _x }}"]
+)
+def test_unusual_references_go_through_jinja(templar: Templar, text: str) -> None:
+    try:
+        templar.render(text, {**SCOPE, "_x": 1})
+    except TemplateError:
+        pass
+
+    assert templar._cache != {}
 
 
 def test_sandbox_refuses_unsafe_attributes_and_mutation() -> None:
