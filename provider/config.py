@@ -235,7 +235,9 @@ class AgentConfig:
         "Path of the agent zipapp; when absent it is built on first request.",
         default=None,
     )
-    install_dir: str = option("Where install.sh puts the agent.", default="/opt/tenfra")
+    install_dir: str = option(
+        "Where install.sh puts the agent.", default="/usr/local/lib/tenfra"
+    )
 
 
 @attrs.frozen(kw_only=True)
