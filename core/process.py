@@ -207,8 +207,7 @@ def run(
             "killed; raise 'timeout' if it needs longer.",
             values=partial.values(),
         ) from None
-    for thread in threads:
-        thread.join()
+    _drain(threads, text, log)
     return Completed(
         cmd=text,
         rc=rc,
@@ -216,6 +215,23 @@ def run(
         stderr="".join(err),
         duration=time.monotonic() - started,
     )
+
+
+DRAIN_GRACE = 1.0  # seconds to wait for output after the command exited
+
+
+def _drain(threads: list[threading.Thread], text: str, log: Optional[LogLike]) -> None:
+    """Wait for the readers; a background child may keep the pipes open forever."""
+    deadline = time.monotonic() + DRAIN_GRACE
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        (log or logger).warning(
+            "%r exited but a process it started keeps its output open; output "
+            "written after the exit is not captured (redirect the background "
+            "process's output to avoid this)",
+            text,
+        )
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -98,3 +98,10 @@ def test_large_output_does_not_deadlock() -> None:
     )
     assert len(done.stdout) == 2000001
     assert done.stderr.splitlines()[-1] == "50000"
+
+
+def test_background_child_holding_the_pipe_does_not_block() -> None:
+    started = time.monotonic()
+    done = run(["sh", "-c", "sleep 30 & echo started"])
+    assert done.stdout == "started\n"
+    assert time.monotonic() - started < 5
