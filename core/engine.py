@@ -809,6 +809,15 @@ class Engine:
         if handler:
             report.message = report.message or "handler"
         run = ctx.frame.run
+        if (failed or report.status.is_change) and logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "[%s] %s: %s %s%s",
+                self.host,
+                run.recipe.id,
+                report.status.value,
+                report.name,
+                f": {report.error}" if report.error else "",
+            )
         self._hook.tenfra_task_result(
             recipe=run.recipe, task=task, result=report, host=self.host
         )
