@@ -242,7 +242,7 @@ class Agent:
 
     def _repair_due(self) -> bool:
         last = self.state.last_run() or {}
-        finished = last.get("finishedEpoch")
+        finished = last.get("appliedEpoch")
         if not isinstance(finished, (int, float)):
             return True
         return time.time() - finished >= self.config.repair_interval
@@ -410,8 +410,13 @@ class Agent:
         self.spool.add(report_to_json(report))
 
     def _save_last_run(self, report: RunReport, name: Optional[str]) -> None:
+        """Record the run for ``status``; ``name`` is None for a rejection, which
+        does not move the drift-repair schedule."""
+        previous = self.state.last_run() or {}
+        applied = time.time() if name else previous.get("appliedEpoch")
         self.state.save_last_run(
             {
+                "appliedEpoch": applied,
                 "id": report.id,
                 "status": report.status.value,
                 "release": name or report.release,

@@ -240,6 +240,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     ]
     if last.get("error"):
         rows.append(("last error", str(last["error"])))
+    rejected = info.get("rejected")
+    if isinstance(rejected, dict):
+        rows.append(("last rejection", str(rejected.get("error"))))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"{label:<{width}}  {value}")

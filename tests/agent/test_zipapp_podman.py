@@ -143,3 +143,23 @@ def test_zipapp_converges_a_recipe_in_a_container(
     assert [r["status"] for r in runs] == ["changed", "ok"]
     status = container.exec(*agent, "status")
     assert name in status.stdout and "pending reports    0" in status.stdout
+
+
+def test_bundle_command_writes_a_runnable_zipapp(tmp_path: Path, support: Any) -> None:
+    out = tmp_path / "dist" / "agent.pyz"
+    done = subprocess.run(
+        [*support.TENFRA, "agent", "bundle", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env=support.tenfra_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"Wrote {out}" in done.stdout
+    assert out.stat().st_mode & 0o111
+    help_text = subprocess.run(
+        ["/usr/bin/python3", "-I", str(out), "agent", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert help_text.returncode == 0, help_text.stderr
+    assert "enroll" in help_text.stdout and "bundle" in help_text.stdout
