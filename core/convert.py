@@ -380,11 +380,11 @@ def describe_error(
     """One sentence for one leaf error at ``path``."""
     where = _dotted(path)
     if isinstance(error, ForbiddenExtraKeysError):
-        keys = sorted(error.extra_fields)
+        keys = sorted(error.extra_fields, key=str)
         target = error.cl if attrs.has(error.cl) else None
         allowed = sorted(yaml_key(f) for f in attrs.fields(target)) if target else []
         known = f"; known keys are: {', '.join(allowed)}" if allowed else ""
-        close = _close_matches(keys[0], allowed) if allowed else ""
+        close = _close_matches(str(keys[0]), allowed) if allowed else ""
         subject = f"in {where}" if where else f"in {what}"
         return f"unknown key {keys[0]!r} {subject}{close}{known}"
     if isinstance(error, KeyError):
@@ -463,7 +463,7 @@ def located_error(
     path, leaf = leaves[0]
     full = tuple(base_path) + tuple(path)
     if isinstance(leaf, ForbiddenExtraKeysError):
-        key = sorted(leaf.extra_fields)[0]
+        key = sorted(leaf.extra_fields, key=str)[0]
         location = locate_key(root, full, key, source)
     elif isinstance(leaf, KeyError):
         location = locate(root, full[:-1] if full else full, source)
