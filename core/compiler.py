@@ -237,12 +237,17 @@ def _json(value: Any, what: str) -> bytes:
         ) from None
 
 
+_KEY_PREFIX: dict[str, bytes] = {}
+
+
 def _object(pieces: Iterable[tuple[str, bytes]]) -> bytes:
     """Canonical JSON of an object from pre-encoded values (keys sorted here)."""
-    parts = [
-        rel.canonical_json(key) + b":" + value
-        for key, value in sorted(pieces, key=lambda kv: kv[0])
-    ]
+    parts = []
+    for key, value in sorted(pieces):
+        prefix = _KEY_PREFIX.get(key)
+        if prefix is None:
+            prefix = _KEY_PREFIX[key] = rel.canonical_json(key) + b":"
+        parts.append(prefix + value)
     return b"{" + b",".join(parts) + b"}"
 
 
@@ -675,11 +680,20 @@ class Compiler:
                 + b"}",
             )
 
+        groups_json: dict[tuple[str, ...], bytes] = {}
+
+        def host_groups(host: str) -> bytes:
+            names = tuple(inventory.groups_of(host))
+            found = groups_json.get(names)
+            if found is None:
+                found = groups_json[names] = _json(list(names), "groups")
+            return found
+
         def stable_pieces(host: str, shared: _RecipeSet) -> dict[str, bytes]:
             return {
                 **constants,
                 "assets": shared.assets,
-                "groups": _json(inventory.groups_of(host), "groups"),
+                "groups": host_groups(host),
                 "host": _json(host, "host"),
                 "otherHosts": shared.other_hosts,
                 "recipes": shared.recipes,
