@@ -453,6 +453,12 @@ class ServiceOptions:
 
 
 SYSTEMD_MARK = "/run/systemd/system"
+_PAST = {
+    "start": "started",
+    "stop": "stopped",
+    "restart": "restarted",
+    "reload": "reloaded",
+}
 INIT_DIR = "/etc/init.d"
 
 
@@ -516,10 +522,10 @@ class Service(ResourceType):
                 )
             is_on = state in ("enabled", "enabled-runtime", "static", "alias")
             if options.enabled != is_on and state not in ("static", "indirect"):
-                verb = "enable" if options.enabled else "disable"
+                toggle = "enable" if options.enabled else "disable"
                 if not ctx.check:
-                    _must(_cmd(ctx, ["systemctl", verb, unit]), f"systemctl {verb}")
-                actions.append(f"{verb}d")
+                    _must(_cmd(ctx, ["systemctl", toggle, unit]), f"systemctl {toggle}")
+                actions.append(f"{toggle}d")
         if options.state is not None:
             active = _cmd(ctx, ["systemctl", "is-active", "--quiet", unit]).rc == 0
             verb = {
@@ -531,7 +537,7 @@ class Service(ResourceType):
             if verb is not None:
                 if not ctx.check:
                     _must(_cmd(ctx, ["systemctl", verb, unit]), f"systemctl {verb}")
-                actions.append(f"{verb}ed".replace("stoped", "stopped"))
+                actions.append(_PAST[verb])
         values = {"name": unit, "actions": actions}
         if not actions:
             return Result.ok(values)

@@ -68,10 +68,10 @@ def _choices(validator: Any) -> Optional[list[Any]]:
 
 def _default(field: attrs.Attribute[Any]) -> tuple[bool, Any]:
     """(required, default as plain data)."""
-    default = field.default
+    default: Any = field.default
     if default is attrs.NOTHING:
         return True, None
-    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type,unused-ignore]
         factory: Any = default.factory
         value = factory() if not default.takes_self else None
     else:
