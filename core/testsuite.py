@@ -630,6 +630,18 @@ def _source_digest() -> str:
     return digest.hexdigest()[:20]
 
 
+def _prune_payloads(folder: Path, *, keep: Path, count: int = 4) -> None:
+    """Keep the newest payloads only; each source change builds a new one."""
+    found = sorted(
+        (p for p in folder.glob("tenfra-*.pyz") if p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in found[count:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
 def build_payload(cache_dir: Optional[Path] = None) -> Path:
     """The tenfra zipapp for machines, built once and cached by content hash.
 
@@ -659,6 +671,7 @@ def build_payload(cache_dir: Optional[Path] = None) -> Path:
             logger.info(
                 "built the test payload %s in %.1f s", out, time.monotonic() - started
             )
+            _prune_payloads(folder, keep=out)
         _payload_cache[key] = out
         return out
 

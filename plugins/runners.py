@@ -274,21 +274,27 @@ class PodmanMachine(Machine):
         self.env = {"PYTHONPATH": PAYLOAD, "PYTHONDONTWRITEBYTECODE": "1"}
 
     def put(self, local: Path, remote: str) -> None:
-        # One archive through `podman cp -`: the folder and everything in it.
-        data = _tar_folder(local, remote)
-        try:
-            done = subprocess.run(
-                ["podman", "cp", "-", f"{self.container}:/"],
-                input=data,
-                capture_output=True,
-            )
-        except FileNotFoundError:
-            raise UserError("podman is not installed.") from None
-        if done.returncode != 0:
-            raise UserError(
-                f"podman could not copy the test bundle into {self.name}: "
-                f"{done.stderr.decode(errors='replace').strip()}."
-            )
+        # `podman cp DIR/. CONTAINER:REMOTE` copies the whole folder in one go;
+        # under heavy load podman sometimes fails with a closed pipe, so the
+        # same content goes once more as a tar stream on standard input.
+        errors = []
+        done = _podman(["cp", f"{local}/.", f"{self.container}:{remote}"])
+        if done.returncode == 0:
+            return
+        errors.append(done.stderr.strip())
+        logger.warning("podman cp into %s failed: %s", self.name, errors[-1])
+        streamed = subprocess.run(
+            ["podman", "cp", "-", f"{self.container}:/"],
+            input=_tar_folder(local, remote),
+            capture_output=True,
+        )
+        if streamed.returncode == 0:
+            return
+        errors.append(streamed.stderr.decode(errors="replace").strip())
+        raise UserError(
+            f"podman could not copy the test bundle into {self.name}: "
+            f"{' | '.join(errors)}."
+        )
 
     def exec(
         self,
