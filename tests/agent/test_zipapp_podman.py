@@ -163,3 +163,59 @@ def test_bundle_command_writes_a_runnable_zipapp(tmp_path: Path, support: Any) -
     )
     assert help_text.returncode == 0, help_text.stderr
     assert "enroll" in help_text.stdout and "bundle" in help_text.stdout
+
+
+def _python39() -> str:
+    import shutil
+
+    pyenv = sorted(Path("/root/.pyenv/versions").glob("3.9*/bin/python3.9"))
+    for candidate in (*map(str, pyenv), shutil.which("python3.9")):
+        if candidate and "/shims/" not in candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail("Python 3.9 (the oldest supported agent Python) is not installed")
+
+
+@pytest.mark.integration
+def test_zipapp_applies_a_release_on_python_3_9(
+    tmp_path: Path, pyz: Path, support: Any
+) -> None:
+    python = _python39()
+    target = tmp_path / "machine"
+    root = tmp_path / "repo39"
+    root.mkdir()
+    repo = support.Repo(root, target)
+    folder = tmp_path / "provider39"
+    folder.mkdir()
+    server = support.Provider(folder, repo.url)
+    server.start()
+    try:
+        name = repo.compile("v1")
+        server.wait_release(name)
+        state = tmp_path / "state39"
+        agent = [python, "-I", str(pyz), "agent", "--state-dir", str(state)]
+        enroll = subprocess.run(
+            [
+                *agent,
+                "enroll",
+                "--provider",
+                server.url,
+                "--host",
+                "web-1",
+                "--token",
+                server.token("web-1"),
+                "--public-key",
+                str(repo.public_key),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert enroll.returncode == 0, enroll.stdout + enroll.stderr
+        done = subprocess.run(
+            [*agent, "run", "--once"], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"applied {name}: changed" in done.stdout
+        assert (target / "version.txt").read_text() == "v1 for web-1 hello"
+        assert [r["status"] for r in server.runs("web-1")] == ["changed"]
+    finally:
+        server.stop()
