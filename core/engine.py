@@ -30,6 +30,7 @@ from tenfra.errors import (
     InputError,
     Location,
     TaskError,
+    TemplateError,
     UserError,
     ValidationError,
 )
@@ -296,12 +297,25 @@ class TaskContext:
     def asset(self, name: str) -> Path:
         return self._engine.asset(self._frame.run.recipe, name, self._task)
 
-    def render_text(self, text: str, extra: Optional[Mapping[str, Any]] = None) -> str:
-        return str(
-            self._engine.templar.render_text(
-                text, self._extended(extra), source=self._task.source
+    def render_text(
+        self,
+        text: str,
+        extra: Optional[Mapping[str, Any]] = None,
+        source: Optional[str] = None,
+    ) -> str:
+        name = source or "<template>"
+        try:
+            return str(
+                self._engine.templar.render_text(text, self._extended(extra), name)
             )
-        )
+        except TemplateError as exc:
+            if source is not None:
+                raise
+            line = exc.location.line if exc.location is not None else None
+            where = f"line {line} of the template" if line else "the template"
+            raise TemplateError(
+                f"{where}: {exc.problem}", self._task.location
+            ) from None
 
     def render(self, value: Any, extra: Optional[Mapping[str, Any]] = None) -> Any:
         return self._engine.templar.render(

@@ -122,8 +122,17 @@ class Context(Protocol):
         Raises a TaskError when ``name`` escapes the assets folder or is missing.
         """
 
-    def render_text(self, text: str, extra: Optional[Mapping[str, Any]] = None) -> str:
-        """Render a Jinja2 template text (a ``.j2`` file body) with the scope."""
+    def render_text(
+        self,
+        text: str,
+        extra: Optional[Mapping[str, Any]] = None,
+        source: Optional[str] = None,
+    ) -> str:
+        """Render a Jinja2 template text (a ``.j2`` file body) with the scope.
+
+        ``source`` names the template in error messages (``site.conf.j2:3``);
+        without it errors point at the task and give the template's line.
+        """
 
     def render(self, value: Any, extra: Optional[Mapping[str, Any]] = None) -> Any:
         """Render ``${{ }}`` templates inside a value (for lazy options)."""

@@ -400,27 +400,21 @@ class Templar:
         try:
             return str(compiled.environment.concat(compiled.root_render_func(context)))
         except Exception as exc:
-            line = _template_line(compiled, text, exc)
+            line = _template_line(compiled, exc)
             error = self._runtime_error(exc, text, Location(source, line))
             # For files the whole text is not worth quoting: say the file and line.
             message = error.problem.replace(repr(_shown(text)), "the template")
             raise TemplateError(message, Location(source, line)) from None
 
 
-def _template_line(compiled: Any, text: str, exc: BaseException) -> Optional[int]:
-    """The template line an exception was raised at (Jinja rewrites the frames)."""
-    try:
-        compiled.environment.handle_exception(text)
-    except BaseException as rewritten:
-        tb = rewritten.__traceback__
-    else:  # pragma: no cover - handle_exception always raises
-        return None
+def _template_line(compiled: Any, exc: BaseException) -> Optional[int]:
+    """The template line an exception was raised at (from Jinja's debug info)."""
+    tb = exc.__traceback__
     line: Optional[int] = None
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == "<template>":
-            line = tb.tb_lineno
+            line = compiled.get_corresponding_lineno(tb.tb_lineno)
         tb = tb.tb_next
-    del exc
     return line
 
 

@@ -488,3 +488,29 @@ def test_a_recipe_without_templates_never_imports_jinja2(tmp_path: Path) -> None
     )
 
     assert out.stdout.strip() == "False"
+
+
+def test_errors_in_a_j2_template_point_at_the_task_and_the_template_line(
+    kit: Any, tmp_path: Path
+) -> None:
+    (kit.recipes / "assets").mkdir()
+    (kit.recipes / "assets" / "site.conf.j2").write_text(
+        "listen {{ port }};\n{{ nope }}\n"
+    )
+    kit.write(
+        "main",
+        f"""
+        vars: {{port: 80}}
+        tasks:
+          - template: {{src: site.conf.j2, dest: {tmp_path}/site.conf}}
+        """,
+    )
+
+    report = kit.run()
+
+    assert kit.flat(report)[0].error == (
+        "recipes/main.yaml:3:5: line 2 of the template: undefined variable 'nope' in "
+        "the template; define it (recipe vars, inputs, inventory or -e) or give a "
+        "default: nope | default(...)"
+    )
+    assert not (tmp_path / "site.conf").exists()
