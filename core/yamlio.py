@@ -146,7 +146,11 @@ def locate_key(root: Any, path: Sequence[PathItem], key: str, source: str) -> Lo
 
 
 def to_plain(value: Any) -> Any:
-    """A copy of ``value`` with ruamel's container and scalar types made plain."""
+    """A copy of ``value`` with ruamel's container and scalar types made plain.
+
+    An explicit octal integer (``0o644``) stays a ``ruamel`` ``OctalInt`` (an
+    ``int``): file modes accept it, and only it, as a number.
+    """
     if isinstance(value, dict):
         return {
             str(k) if not isinstance(k, (int, float, bool)) else k: to_plain(v)
@@ -157,7 +161,7 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
-        return int(value)
+        return value if is_octal_int(value) else int(value)
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
@@ -165,11 +169,21 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def is_octal_int(value: Any) -> bool:
+    """True for an integer written in YAML as explicit octal (``0o644``)."""
+    return type(value).__name__ == "OctalInt"
+
+
 def dump_yaml(value: Any) -> str:
     """Serialise plain data as block-style YAML 1.2 (used by ``write`` and docs)."""
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    from ruamel.yaml.scalarint import OctalInt
+
+    yaml.representer.add_representer(
+        OctalInt, lambda rep, data: rep.represent_int(int(data))
+    )
     stream = io.StringIO()
     yaml.dump(to_plain(value), stream)
     return stream.getvalue()
