@@ -484,6 +484,120 @@ def herd_scenario(
     return result
 
 
+# -- CPU cost per request (in-process, robust against a busy machine) --------------
+
+
+def hot_spots(profile: Any, limit: int = 12) -> list[dict[str, Any]]:
+    """The functions with the most own time: ``file:function`` and % of the total."""
+    import pstats
+
+    stats = pstats.Stats(profile)
+    total = stats.total_tt  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, function), entry in stats.stats.items():  # type: ignore[attr-defined]
+        own, cumulative = entry[2], entry[3]
+        short = filename
+        for marker in ("site-packages/", "/work/main/", "python3.11/"):
+            if marker in short:
+                short = short.split(marker, 1)[1]
+        rows.append(
+            {
+                "where": f"{short}:{line}:{function}",
+                "own_pct": 100.0 * own / total if total else 0.0,
+                "cumulative_pct": 100.0 * cumulative / total if total else 0.0,
+            }
+        )
+    rows.sort(key=lambda r: r["own_pct"], reverse=True)
+    return rows[:limit]
+
+
+def cpu_cost(
+    provider: Provider, hosts_file: Path, parts: tuple[str, str, str, str], count: int
+) -> dict[str, Any]:
+    """CPU milliseconds per poll and per report post through the Flask app.
+
+    The app runs in this process (Flask's test client, no sockets) on the
+    provider's own database, so the figure is the application's cost alone and
+    hardly moves with other load on the machine; the bare route is measured
+    the same way.  A cProfile of each names the hot spots.
+    """
+    import cProfile
+
+    from bare_app import app as bare_app
+
+    from tenfra.provider.app import create_app
+    from tenfra.provider.config import load_config
+    from tenfra.provider.models import connect_database, make_database
+
+    config = load_config(str(provider.config))
+    connect_database(make_database(config.database.url))
+    app = create_app(config)
+    client = app.test_client()
+    bare = bare_app.test_client()
+    from bare_app import ETAG
+
+    lines = [line.split() for line in hosts_file.read_text().splitlines()]
+    run = uuid.uuid4().hex[:8]
+    a, b, c, order = parts
+
+    def poll(i: int) -> None:
+        _, credential, digest = lines[i % len(lines)]
+        answer = client.get(
+            "/api/v1/release",
+            headers={
+                "Authorization": f"Bearer {credential}",
+                "If-None-Match": f'"{digest}"',
+            },
+        )
+        if answer.status_code != 304:
+            raise BenchError(f"in-process poll answered {answer.status_code}")
+
+    def post(i: int) -> None:
+        host, credential, _ = lines[i % len(lines)]
+        report_id = f"cpu-{run}-{i}"
+        first, second = (host, report_id) if order == "host,id" else (report_id, host)
+        answer = client.post(
+            "/api/v1/reports",
+            data=a + first + b + second + c,
+            headers={
+                "Authorization": f"Bearer {credential}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": report_id,
+            },
+        )
+        if answer.status_code != 201:
+            raise BenchError(
+                f"in-process report post answered {answer.status_code}: "
+                f"{answer.get_data(as_text=True)[:300]}"
+            )
+
+    def bare_poll(_: int) -> None:
+        answer = bare.get("/api/v1/release", headers={"If-None-Match": f'"{ETAG}"'})
+        if answer.status_code != 304:
+            raise BenchError(f"bare route answered {answer.status_code}")
+
+    result: dict[str, Any] = {"requests": count}
+    offset = 0
+    for name, call in (("poll", poll), ("report", post), ("bare", bare_poll)):
+        for i in range(20):  # warm up: imports, statement caches
+            call(offset + i)
+        offset += 20
+        started = time.process_time()
+        for i in range(count):
+            call(offset + i)
+        offset += count
+        cpu = (time.process_time() - started) / count
+        profile = cProfile.Profile()
+        profile.enable()
+        for i in range(min(count, 300)):
+            call(offset + i)
+        profile.disable()
+        offset += count
+        result[name] = {"cpu_ms": cpu * 1000, "hot_spots": hot_spots(profile)}
+    result["poll_vs_bare_cpu"] = result["poll"]["cpu_ms"] / result["bare"]["cpu_ms"]
+    return result
+
+
 # -- one database ---------------------------------------------------------------------
 
 
@@ -512,10 +626,16 @@ def bench_database(  # noqa: PLR0917
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     folder = work / f"provider-{name}"
+    # The default scan interval (15 s); the release is imported once, now.
     provider = Provider(
-        folder, release_url, database_url=database_url, workers=args.workers
+        folder,
+        release_url,
+        database_url=database_url,
+        workers=args.workers,
+        scan_interval=15.0,
     )
     provider.start()
+    provider.cli("scan")
     try:
         started = time.monotonic()
         credentials = enroll_all(provider, hosts)
@@ -543,6 +663,17 @@ def bench_database(  # noqa: PLR0917
         report_file.write_text("\n".join(report_parts(release)) + "\n")
 
         result: dict[str, Any] = {"agents": len(hosts), "workers": args.workers}
+        cost = cpu_cost(provider, hosts_file, report_parts(release), args.cpu_requests)
+        result["cpu"] = cost
+        print(
+            f"[{name}] CPU per request (in-process): poll "
+            f"{cost['poll']['cpu_ms']:.2f} ms, report post "
+            f"{cost['report']['cpu_ms']:.2f} ms, bare route "
+            f"{cost['bare']['cpu_ms']:.2f} ms; implied 2-core ceiling "
+            f"{2000 / cost['poll']['cpu_ms']:.0f} polls/s, "
+            f"{2000 / cost['report']['cpu_ms']:.0f} posts/s",
+            flush=True,
+        )
         polls = wrk(
             provider.url,
             mode="poll",
@@ -657,6 +788,12 @@ def main() -> None:
     )
     parser.add_argument("--outage", type=float, default=6.0)
     parser.add_argument("--no-herd", action="store_true")
+    parser.add_argument(
+        "--cpu-requests",
+        type=int,
+        default=500,
+        help="Requests per kind for the in-process CPU cost.",
+    )
     args = parser.parse_args()
     agents = args.agents or (1000 if args.full else 200)
     args.duration = args.duration or (20.0 if args.full else 8.0)
@@ -743,6 +880,14 @@ def report(results: dict[str, Any], info: dict[str, Any], args: Any) -> None:
     print(table(rows))
     print()
     print("\n".join(verdicts))
+    for db in ("sqlite", "postgres"):
+        if db not in results:
+            continue
+        for kind in ("poll", "report"):
+            cost = results[db]["cpu"][kind]
+            print(f"\n{db}: hot spots of a {kind} ({cost['cpu_ms']:.2f} ms CPU):")
+            for spot in cost["hot_spots"][:6]:
+                print(f"  {spot['own_pct']:5.1f}% own  {spot['where']}")
     path = save_results(
         "provider_load",
         {
