@@ -604,3 +604,30 @@ def test_json_inventory_errors_keep_positions(
     monkeypatch.chdir(repo)
     with pytest.raises(error, match=message):
         run(Path("."), tmp_path / "out", key)
+
+
+# -- what the agent does with a bundle ------------------------------------------------
+
+
+def test_bundle_rebuilds_the_recipe_set(repo: Path, tmp_path: Path, key: Any) -> None:
+    from tenfra.recipe import RecipeSet
+
+    out = tmp_path / "out"
+    result = run(repo, out, key)
+    bundle = bundle_of(out, result, "web-01")
+    staged = tmp_path / "staged"
+    for entry in bundle["recipes"].values():
+        folder = (staged / entry["path"]).parent
+        for name, digest in entry["assets"].items():
+            target = folder / "assets" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes((out / "assets" / digest).read_bytes())
+    texts = {rid: (e["path"], e["source"]) for rid, e in bundle["recipes"].items()}
+    recipes = RecipeSet(staged, texts=texts)
+    assert recipes.closure(bundle["run"]["runtime"]) == ["base", "web"]
+    web = recipes.get("web")
+    assert web.other_hosts == ["db"] and web.dependencies == ["base"]
+    original = repo / "recipes/web/assets"
+    for name in ("site.conf.j2", "static/index.html"):
+        copied = web.dir / "assets" / name
+        assert copied.read_bytes() == (original / name).read_bytes()
