@@ -719,7 +719,7 @@ class Compiler:
             time.monotonic() - started,
         )
 
-        refs = rel._list_releases(fs, root)
+        refs = rel._list_releases(fs, root, complete=False)  # one listing
         latest = rel._read_latest(fs, root)
         newest = max(
             [r.sequence for r in refs] + ([latest.sequence] if latest else []),

@@ -689,14 +689,19 @@ def list_releases(url: str) -> list[ReleaseRef]:
     return _list_releases(fs, root)
 
 
-def _list_releases(fs: AbstractFileSystem, root: str) -> list[ReleaseRef]:
+def _list_releases(
+    fs: AbstractFileSystem, root: str, *, complete: bool = True
+) -> list[ReleaseRef]:
+    """Release folders under ``root``; ``complete`` keeps those with a manifest."""
     refs = []
     folder = storage.join(root, RELEASES)
     for name in storage.list_dir(fs, folder):
         ref = ref_from_name(name)
         if ref is None:
             continue
-        if storage.exists(fs, storage.join(folder, f"{name}/{MANIFEST}")):
+        if not complete or storage.exists(
+            fs, storage.join(folder, f"{name}/{MANIFEST}")
+        ):
             refs.append(ref)
     return sorted(refs, key=lambda r: (r.sequence, r.release))
 
