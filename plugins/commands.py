@@ -125,7 +125,9 @@ def _execute(
     values = done.values()
     if done.rc not in options.ok_codes:
         last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:]
-        detail = f": {last[0]}" if last and not ctx.sensitive else ""
+        if ctx.sensitive:
+            return Result.failed(f"the command exited with code {done.rc}", values)
+        detail = f": {last[0]}" if last else ""
         return Result.failed(f"{text!r} exited with code {done.rc}{detail}", values)
     if options.read_only:
         return Result.ok(values)

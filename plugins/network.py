@@ -564,7 +564,11 @@ class _Listener:
 
     def stop(self) -> None:
         self.timer.cancel()
-        threading.Thread(target=self.server.shutdown, daemon=True).start()
+        threading.Thread(target=self._close, daemon=True).start()
+
+    def _close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
     def answer(self, request: Any) -> None:
         from urllib.parse import urlsplit

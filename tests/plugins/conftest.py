@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -47,6 +48,7 @@ class LocalContext:
         self.log = logging.LoggerAdapter(
             logging.getLogger("tenfra.tests"), {"host": self.host}
         )
+        self._assets_root = os.path.realpath(self.recipe_dir / "assets")
         self._facts = dict(facts or {})
         self._vars = dict(vars or {})
 
@@ -59,11 +61,12 @@ class LocalContext:
         return self._vars
 
     def asset(self, name: str) -> Path:
-        root = (self.recipe_dir / "assets").resolve()
-        path = (root / name).resolve()
-        if path != root and root not in path.parents:
+        root = self._assets_root
+        text = os.path.normpath(os.path.join(root, name))
+        if text != root and not text.startswith(root + os.sep):
             raise TaskError(f"The asset name {name!r} leaves the assets folder.")
-        if not path.exists():
+        path = Path(text)
+        if not os.path.exists(text):
             raise TaskError(
                 f"The asset {name!r} does not exist in {str(root)!r}; add it to "
                 "the recipe's assets/ folder."
@@ -100,6 +103,12 @@ class LocalContext:
 
     def run_recipe(self, recipe_id: str, inputs: Mapping[str, Any]) -> Result:
         raise NotImplementedError("recipes need the engine")
+
+    def set_vars(self, values: Mapping[str, Any]) -> None:
+        self._vars.update(values)
+
+    def exit_recipe(self, message: Optional[str] = None) -> None:
+        raise NotImplementedError("exit needs the engine")
 
 
 def build_manager() -> PluginManager:
