@@ -60,6 +60,11 @@ def _transport_error(
             f"failed the TLS check ({reason}); give 'caCert' or, for a test "
             "server only, 'verify: false'"
         )
+    elif isinstance(reason, urllib3.exceptions.ProtocolError):
+        text = (
+            "lost the connection (the server closed or reset it); check the "
+            "server and try again"
+        )
     elif isinstance(reason, urllib3.exceptions.LocationParseError):
         text = "has an invalid URL; check it"
     else:
