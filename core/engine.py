@@ -585,6 +585,18 @@ class Engine:
                 return _task_error(recipe, report, handler=True)
             if not self.check and handler.name is not None:
                 self.state.remove_pending_handler(self.host, recipe.id, handler.name)
+        known = {handler.name for handler in recipe.handlers}
+        for name in run.notified:
+            if name not in known and not self.check:
+                # Persisted by an older version of the recipe that had this handler.
+                logger.warning(
+                    "[%s] %s: dropping the pending notification of handler %r, which "
+                    "the recipe no longer has",
+                    self.host,
+                    recipe.id,
+                    name,
+                )
+                self.state.remove_pending_handler(self.host, recipe.id, name)
         return None
 
     def notify(self, frame: _Frame, names: Sequence[str]) -> None:
@@ -862,6 +874,8 @@ class Engine:
         )
         statuses: list[Status] = []
         for item in tasks:
+            if parent.run.exiting:
+                break
             task = item if isinstance(item, Task) else self._parse_task(ctx, item)
             if frame.deadline is not None and time.monotonic() > frame.deadline:
                 return Result.failed(

@@ -474,3 +474,25 @@ def test_python_refuses_files_outside_the_recipe_folder(kit: Any) -> None:
     assert kit.flat(report)[0].error.startswith(  # type: ignore[union-attr]
         "python: '../escape.py' is not a file inside the recipe folder"
     )
+
+
+def test_exit_inside_a_loop_stops_the_loop_and_the_recipe(kit: Any) -> None:
+    kit.write(
+        "main",
+        """
+        tasks:
+          - loop:
+              items: [1, 2, 3]
+              tasks:
+                - record: ${{ item }}
+                - exit: enough
+                  if: item == 2
+                - record: after ${{ item }}
+          - record: never
+        """,
+    )
+
+    report = kit.run()
+
+    assert report.status is Status.OK
+    assert kit.calls == [1, "after 1", 2]

@@ -169,3 +169,13 @@ def test_default_state_dir(monkeypatch: Any, tmp_path: Path) -> None:
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_state_dir() == tmp_path / "home" / ".local" / "state" / "tenfra"
+
+
+def test_a_pending_handler_the_recipe_lost_is_dropped(kit: Any) -> None:
+    State(kit.state).add_pending_handlers("web-1", "main", ["gone", "h"])
+    kit.write("main", "tasks:\n  - record: x\nhandlers:\n  - name: h\n    record: h\n")
+
+    kit.run()
+
+    assert kit.calls == ["x", "h"]
+    assert State(kit.state).pending_handlers("web-1", "main") == []
