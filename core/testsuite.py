@@ -348,16 +348,18 @@ def parse_runner(
 ) -> RunnerChoice:
     """Validate one runner entry (a name, or a mapping with ``name`` and options)."""
     location = locate(root, path, source)
+    raw: dict[str, Any] = {}
     if isinstance(item, str):
-        name, raw = item, {}
+        name = item
     elif isinstance(item, dict):
-        name = item.get("name")
-        if not isinstance(name, str):
+        given = item.get("name")
+        if not isinstance(given, str):
             raise ValidationError(
                 "a runner mapping needs 'name' (local, podman, docker...) next to "
                 "its options",
                 location,
             )
+        name = given
         raw = {k: v for k, v in item.items() if k != "name"}
     else:
         raise ValidationError(
@@ -1310,7 +1312,7 @@ class _MachineJob:
         second_changes: Optional[int] = None
         if job.get("before") and self.apply("beforeEach", job["before"]) is None:
             return self.result(None)
-        arguments = {
+        arguments: dict[str, Any] = {
             "inputs": job.get("inputs") or {},
             "extra_vars": job.get("vars") or {},
             "mocks": job.get("mocks") or [],
