@@ -637,14 +637,18 @@ class _Loader:
         inputs = {str(k): v for k, v in fields.inputs.items()}
         for name, spec in inputs.items():
             self._check_input_spec(name, spec)
-        for key, value in (("vars", fields.vars),):
-            for name, item in value.items():
-                self.check_template(item, (key, name))
+        for name, item in fields.vars.items():
+            self.check_template(item, ("vars", name))
+        for section in ("hostVars", "groupVars"):
+            values = fields.host_vars if section == "hostVars" else fields.group_vars
+            for key, mapping in values.items():
+                for name, item in mapping.items():
+                    self.check_template(item, (section, key, name))
         self._check_vars_sources(fields.vars_sources)
         handlers = self.tasks(fields.handlers, ("handlers",), handlers=True)
         tasks = self.tasks(fields.tasks, ("tasks",))
         names = {handler.name for handler in handlers}
-        for task, task_path in _walk(tasks + handlers):
+        for task, _ in _walk(tasks + handlers):
             for index, name in enumerate(task.notify):
                 if name not in names:
                     known = ", ".join(sorted(str(n) for n in names)) or "none"
@@ -656,7 +660,6 @@ class _Loader:
                         f"recipe: {known}",
                         notify_path,
                     )
-            del task_path
         return Recipe(
             id=recipe_id,
             path=path,
