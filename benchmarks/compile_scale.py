@@ -10,8 +10,9 @@ mapping per host and ten groups, recipes with templates, assets, dependencies
 and ``otherHosts``; one recipe in ten targets every host, the others one group
 each (so a host receives about a fifth of the recipes).  ``tenfra compile``
 then runs in its own process, so its peak RSS (``ru_maxrss`` of the child) is
-measured alone.  The target is under 30 s
-and under 1 GB for 10,000 hosts x 100 recipes.
+measured alone, with its CPU time (user + system), which does not depend on
+what else the machine runs.  The target is under 30 s and under 1 GB for
+10,000 hosts x 100 recipes.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def main() -> None:
         )
         out = args.out or str(root / "out")
         env = dict(os.environ, SOURCE_DATE_EPOCH="1893456000")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_before = before.ru_utime + before.ru_stime
         started = time.monotonic()
         done = subprocess.run(
             [
@@ -173,7 +176,9 @@ def main() -> None:
             text=True,
         )
         wall = time.monotonic() - started
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_kib = usage.ru_maxrss
+        cpu = usage.ru_utime + usage.ru_stime - cpu_before
         sys.stderr.write(done.stderr)
         if done.returncode != 0:
             print(f"compile failed with exit code {done.returncode}")
@@ -184,6 +189,7 @@ def main() -> None:
         print(
             f"compile: {result['hosts']} hosts, {result['recipes']} recipes: "
             f"{wall:.1f} s wall (in-process {result['seconds']:.1f} s), "
+            f"{cpu:.1f} s CPU, "
             f"peak RSS {peak_kib / 1024:.0f} MiB, {size_text}"
         )
         if args.hosts >= 10000 and args.recipes >= 100:
