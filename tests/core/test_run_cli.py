@@ -243,8 +243,15 @@ def test_site_plugins_of_the_repository_are_loaded(repo: Path) -> None:
         "@hookimpl\n"
         "def tenfra_add_resource_types(registry):\n"
         "    registry.add_resource_type(Greet)\n"
+        "def shout(ctx, text):\n"
+        "    return {'text': text.upper()}\n"
     )
-    (repo / "recipes" / "site.yaml").write_text("tasks:\n  - greet: there\n")
+    (repo / "recipes" / "site.yaml").write_text(
+        "tasks:\n  - greet: there\n"
+        "  - python: {function: 'greet:shout', args: {text: hi}}\n"
+        "    out: s\n"
+        "  - debug: msg=${{ s.text }}\n"
+    )
 
     done = subprocess.run(
         [
@@ -263,8 +270,9 @@ def test_site_plugins_of_the_repository_are_loaded(repo: Path) -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    task = json.loads(done.stdout)["recipes"][0]["tasks"][0]
-    assert task["message"] == "hello there"
+    tasks = json.loads(done.stdout)["recipes"][0]["tasks"]
+    assert tasks[0]["message"] == "hello there"
+    assert tasks[2]["message"] == "HI"
 
 
 def test_the_examples_converge(tmp_path: Path) -> None:
