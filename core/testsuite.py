@@ -311,6 +311,7 @@ def load_suite(path: Union[str, Path]) -> Suite:
     runners = _load_runners(spec.runner, root, source)
     recipes_dir = _recipes_dir(spec, suite_path, root, source)
     _check_tests(spec, root, source, recipes_dir)
+    _check_inline_tasks(spec, root, source)
     return Suite(
         path=suite_path,
         name=name,
@@ -490,6 +491,24 @@ def _check_tests(
                 "'timeout' must be a positive number of seconds",
                 locate(root, (*here, "timeout"), source),
             )
+
+
+def _check_inline_tasks(spec: SuiteSpec, root: Any, source: str) -> None:
+    """Validate inline task lists like recipe tasks, with positions in the suite."""
+    from tenfra import recipe
+
+    loader_class = getattr(recipe, "_Loader", None)
+    if loader_class is None:  # the recipe module changed: validated on the machine
+        return
+    from tenfra.pluginmanager import get_plugin_manager
+
+    loader = loader_class(source, root, get_plugin_manager())
+    for key in ("beforeAll", "afterAll", "beforeEach", "afterEach"):
+        if root.get(key):
+            loader.tasks(root[key], (key,))
+    for index, test in enumerate(spec.tests):
+        if test.tasks is not None:
+            loader.tasks(root["tests"][index]["tasks"], ("tests", index, "tasks"))
 
 
 def discover(paths: Sequence[Union[str, Path]]) -> list[Path]:

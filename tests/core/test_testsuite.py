@@ -218,6 +218,25 @@ BAD_SUITES = {
         "1:10: the recipes folder '../nowhere' does not exist",
     ),
     "not a mapping": ("- a\n- b\n", "1:1: a test suite must be a mapping"),
+    "unknown resource type in inline tasks": (
+        """\
+        tests:
+          - name: a
+            tasks:
+              - debug: msg=fine
+              - cpy: src=a dest=/b
+        """,
+        "5:9: unknown key 'cpy' in the task (did you mean 'copy'?)",
+    ),
+    "bad option in a beforeEach task": (
+        """\
+        beforeEach:
+          - shell: {cmd: "true", creats: /x}
+        tests:
+          - {name: a, recipe: hello}
+        """,
+        "2:26: unknown option 'creats' for shell (did you mean 'creates'?)",
+    ),
     "negative timeout": (
         """\
         tests:
