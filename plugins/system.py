@@ -33,12 +33,20 @@ def _cmd(ctx: Context, argv: list[str], **kwargs: Any) -> Completed:
     return run(argv, log=ctx.log, timeout=ctx.timeout, **kwargs)
 
 
-def _must(done: Completed, what: str) -> Completed:
+def _must(done: Completed, what: str, *, secret: bool = False) -> Completed:
+    """``done`` if it succeeded; otherwise a TaskError with its last output lines.
+
+    With ``secret`` the command line (which may hold a password hash) is left
+    out of the error's values.
+    """
     if done.rc != 0:
         detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-3:]
+        values = done.values()
+        if secret:
+            values.pop("cmd", None)
         raise TaskError(
             f"{what} failed (exit code {done.rc}): {' / '.join(detail) or 'no output'}",
-            values=done.values(),
+            values=values,
         )
     return done
 
@@ -704,7 +712,9 @@ class User(ResourceType):
                 argv += ["-p", options.password]
             argv.append(options.name)
             if not ctx.check:
-                _must(_cmd(ctx, argv, quiet=True), f"useradd {options.name}")
+                _must(
+                    _cmd(ctx, argv, quiet=True), f"useradd {options.name}", secret=True
+                )
                 values["uid"] = pwd.getpwnam(options.name).pw_uid
             return Result.changed(
                 values, message=f"created user {options.name}", check=ctx.check
@@ -753,7 +763,7 @@ class User(ResourceType):
             return Result.ok(values)
         if not ctx.check:
             argv.append(options.name)
-            _must(_cmd(ctx, argv, quiet=True), f"usermod {options.name}")
+            _must(_cmd(ctx, argv, quiet=True), f"usermod {options.name}", secret=True)
         return Result.changed(
             values,
             message=f"user {options.name}: {', '.join(changes)}",
