@@ -421,3 +421,61 @@ def test_parallel_jobs_give_the_same_results(repo: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("site > ")]
     assert [row.split()[2] for row in rows] == ["a", "b", "c"]
+
+
+def test_inline_tasks_use_test_assets_and_that_assertions_report_values(
+    repo: Path,
+) -> None:
+    (repo / "tests" / "test-assets").mkdir()
+    (repo / "tests" / "test-assets" / "fixture.txt").write_text("fixture data\n")
+    suite(
+        repo,
+        """\
+        tests:
+          - name: copies a test asset
+            tasks:
+              - name: put the fixture
+                copy: src=fixture.txt dest=OUT/fixture.txt
+            assert:
+              - file: OUT/fixture.txt
+                equals: "fixture data\\n"
+              - that: tasks['put the fixture'] == 'changed'
+              - that: second.status == 'changed'
+              - that: "report.status == 'ok'"
+                message: the first run should have changed nothing
+        """,
+    )
+    (repo.parent / "out").mkdir()
+
+    done = tenfra(cwd=repo)
+
+    assert done.returncode == EXIT_FAILED
+    assert "assertion 1 failed" not in done.stdout
+    assert "assertion 2 failed" not in done.stdout
+    assert "assertion 3 failed: second.status == 'changed' is False" in done.stdout
+    assert (
+        "assertion 4 failed: the first run should have changed nothing" in done.stdout
+    )
+    assert (repo.parent / "out" / "fixture.txt").read_text() == "fixture data\n"
+
+
+def test_an_undefined_name_in_an_assertion_is_reported_not_crashed(
+    repo: Path,
+) -> None:
+    suite(
+        repo,
+        """\
+        tests:
+          - name: typo
+            tasks: [{debug: msg=hi}]
+            assert:
+              - that: reprot.status == 'ok'
+        """,
+    )
+
+    done = tenfra(cwd=repo)
+
+    assert done.returncode == EXIT_FAILED
+    assert "assertion 1 failed:" in done.stdout
+    assert "reprot" in done.stdout
+    assert "internal error" not in done.stdout
