@@ -212,14 +212,17 @@ def ansible_changes(stdout: str) -> int:
 
 
 def pyinfra_changes(output: str) -> int:
-    # pyinfra 3 prints one results table; a converged run reads "No changes".
-    lowered = output.lower()
-    if "no changes" in lowered:
-        return 0
+    """Operations pyinfra counted as changed or failed, from its "Grand total" row.
+
+    The results table's columns are Hosts, Success (changed), Error and
+    No Change; a converged run has "-" under Success and Error.
+    """
     for line in output.splitlines():
-        if "@local" in line and "|" in line:
-            return 1
-    raise BenchError(f"pyinfra's output has no result line:\n{output[-2000:]}")
+        fields = line.split()
+        if fields[:2] == ["Grand", "total"] and len(fields) >= 6:
+            success, error = fields[3], fields[4]
+            return sum(int(v) for v in (success, error) if v != "-")
+    raise BenchError(f"pyinfra printed no results table:\n{output[-2000:]}")
 
 
 # -- tools -------------------------------------------------------------------------
@@ -589,6 +592,22 @@ def report(
     if len(ratio_rows) > 1 and baseline:
         print()
         print(table(ratio_rows))
+        # CPU time hardly depends on what else the machine runs; wall does.
+        cpu_rows = [["peer / tenfra run (CPU)"] + [f"N={n}" for n in sizes]]
+        for name, by_n in results.items():
+            if name == "tenfra run":
+                continue
+            cpu_rows.append(
+                [name]
+                + [
+                    f"{by_n[n]['cpu'] / baseline[n]['cpu']:.1f}x"
+                    if n in by_n and n in baseline
+                    else "-"
+                    for n in sizes
+                ]
+            )
+        print()
+        print(table(cpu_rows))
 
     verdicts = []
     if 100 in baseline:

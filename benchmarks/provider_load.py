@@ -487,8 +487,13 @@ def herd_scenario(
 # -- CPU cost per request (in-process, robust against a busy machine) --------------
 
 
-def hot_spots(profile: Any, limit: int = 12) -> list[dict[str, Any]]:
-    """The functions with the most own time: ``file:function`` and % of the total."""
+def hot_spots(
+    profile: Any, limit: int = 10
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The functions with the most own time, and tenfra's with the most cumulative.
+
+    Each as ``file:line:function`` with its share of the profiled time.
+    """
     import pstats
 
     stats = pstats.Stats(profile)
@@ -507,8 +512,13 @@ def hot_spots(profile: Any, limit: int = 12) -> list[dict[str, Any]]:
                 "cumulative_pct": 100.0 * cumulative / total if total else 0.0,
             }
         )
-    rows.sort(key=lambda r: r["own_pct"], reverse=True)
-    return rows[:limit]
+    own = sorted(rows, key=lambda r: r["own_pct"], reverse=True)[:limit]
+    ours = sorted(
+        (r for r in rows if r["where"].startswith(("core/", "provider/", "agent/"))),
+        key=lambda r: r["cumulative_pct"],
+        reverse=True,
+    )[:limit]
+    return own, ours
 
 
 def cpu_cost(
@@ -593,7 +603,8 @@ def cpu_cost(
             call(offset + i)
         profile.disable()
         offset += count
-        result[name] = {"cpu_ms": cpu * 1000, "hot_spots": hot_spots(profile)}
+        own, ours = hot_spots(profile)
+        result[name] = {"cpu_ms": cpu * 1000, "hot_spots": own, "tenfra_spots": ours}
     result["poll_vs_bare_cpu"] = result["poll"]["cpu_ms"] / result["bare"]["cpu_ms"]
     return result
 
@@ -888,6 +899,8 @@ def report(results: dict[str, Any], info: dict[str, Any], args: Any) -> None:
             print(f"\n{db}: hot spots of a {kind} ({cost['cpu_ms']:.2f} ms CPU):")
             for spot in cost["hot_spots"][:6]:
                 print(f"  {spot['own_pct']:5.1f}% own  {spot['where']}")
+            for spot in cost["tenfra_spots"][:6]:
+                print(f"  {spot['cumulative_pct']:5.1f}% cumulative  {spot['where']}")
     path = save_results(
         "provider_load",
         {
