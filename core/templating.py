@@ -27,6 +27,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from tenfra.errors import Location, TemplateError
+from tenfra.yamlio import is_octal_int
 
 if TYPE_CHECKING:
     import jinja2
@@ -326,7 +327,8 @@ class Templar:
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, int):
-            return int(value)
+            # An explicit YAML octal (0o644) keeps its type: file modes accept it.
+            return value if is_octal_int(value) else int(value)
         if isinstance(value, float):
             return float(value)
         return value
