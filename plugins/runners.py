@@ -522,8 +522,8 @@ class DockerMachine(Machine):
         if isinstance(error, docker.errors.APIError):
             message = str(getattr(error, "explanation", None) or error)
             return 127, "", message
-        if error is not None:
-            raise error
+        if error is not None:  # the connection broke or the container vanished
+            return 127, "", f"the Docker Engine API call failed: {error}"
         result = box["result"]
         out, err = result.output if result.output is not None else (None, None)
         return (
