@@ -1,7 +1,5 @@
 """Command resource types: exec (an argv, no shell) and shell."""
 
-# ruff: noqa: RUF009  (option() is attrs.field with a description)
-
 from __future__ import annotations
 
 import glob

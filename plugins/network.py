@@ -1,7 +1,5 @@
 """Network resource types: http, download, http_listener."""
 
-# ruff: noqa: RUF009  (option() is attrs.field with a description)
-
 from __future__ import annotations
 
 import hashlib

@@ -1,7 +1,5 @@
 """System resource types: package, service, user, group, cron, sysctl."""
 
-# ruff: noqa: RUF009  (option() is attrs.field with a description)
-
 from __future__ import annotations
 
 import logging

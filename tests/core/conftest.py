@@ -5,8 +5,6 @@ small resource types defined here: ``touch`` (a converging file writer) and
 ``record`` (appends to a list so tests can see what ran, and in which order).
 """
 
-# ruff: noqa: RUF009  (option() is attrs.field with a description)
-
 from __future__ import annotations
 
 import textwrap
