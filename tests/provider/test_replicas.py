@@ -88,7 +88,7 @@ def test_two_replicas_serve_one_fleet(
     for index, host in enumerate(HOSTS):
         token = cli("provider", "token", "--config", str(config_file), "--host", host)
         enrol_on = replica_a if index % 2 == 0 else replica_b
-        credential = ProviderClient(enrol_on.url).enroll(host, token.strip())
+        credential, _ = ProviderClient(enrol_on.url).enroll(host, token.strip())
         assert credential is not None
         clients[host] = (
             ProviderClient(replica_a.url, credential=credential, retries=0),
