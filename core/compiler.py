@@ -865,6 +865,186 @@ def compile_release(
     return Compiler(options, progress).run()
 
 
+# -- rollback by re-issue -------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ReissueOptions:
+    """What :func:`reissue_release` needs (``tenfra compile --rollback-to``)."""
+
+    out: str = attrs.field(metadata={"description": "The storage URL of releases."})
+    source: str = attrs.field(
+        metadata={"description": "The old release: folder name, sequence or id."}
+    )
+    signing_key: Ed25519PrivateKey = attrs.field(
+        metadata={"description": "The ed25519 key that signs the new release."}
+    )
+    trusted_keys: tuple[Any, ...] = attrs.field(
+        default=(),
+        metadata={
+            "description": "Public keys the old release may be signed with "
+            "(default: the signing key's own)."
+        },
+    )
+    sequence: Optional[int] = attrs.field(
+        default=None,
+        metadata={"description": "Release sequence (default: latest at out + 1)."},
+    )
+    created: Optional[dt.datetime] = attrs.field(
+        default=None, metadata={"description": "Creation time (default: now)."}
+    )
+    valid_for: dt.timedelta = attrs.field(
+        default=DEFAULT_VALID_FOR,
+        metadata={"description": "How long agents accept the release."},
+    )
+
+
+def reissue_release(options: ReissueOptions) -> CompileResult:
+    """Publish the content of an older release again under a new, higher sequence.
+
+    Agents refuse any sequence lower than the one they applied (no downgrade,
+    no replay), so returning hosts to older content means a *new* release:
+    the old release is read and fully verified (manifest signature, every
+    bundle's digest and signature, assets present), then every bundle is
+    written again with the next sequence, fresh ``created``/``expires`` times
+    and fresh signatures; the release id stays the old one, since it names the
+    content.  The old release itself stays rejected by agents that moved past
+    it.  Raises :class:`VerificationError` when the old release does not
+    verify, :class:`CompileError` for an impossible sequence.
+    """
+    from tenfra.errors import VerificationError
+
+    started = time.monotonic()
+    key = options.signing_key
+    trusted = list(options.trusted_keys) or [key.public_key()]
+    fs, root = storage.open_fs(options.out)
+    old = rel.open_release(options.out, options.source)
+    what = f"Release {old.name} at {options.out}"
+    try:
+        manifest = rel.verify_manifest(
+            old.manifest_bytes, old.manifest_signature, trusted
+        )
+    except VerificationError as exc:
+        raise VerificationError(
+            f"{what} cannot be re-issued: {exc} Pass the key it was signed with as "
+            "--public-key, or recompile its sources at that commit instead."
+        ) from None
+    if (
+        manifest["sequence"] != old.ref.sequence
+        or manifest["release"] != old.ref.release
+    ):
+        raise VerificationError(
+            f"{what} holds a manifest for sequence {manifest['sequence']} and "
+            f"release {manifest['release']}, not its folder name; it was not "
+            "re-issued."
+        )
+    present = set(storage.list_dir(fs, storage.join(root, rel.ASSETS)))
+    missing = sorted(set(manifest["assets"]) - present)
+    if missing:
+        raise CompileError(
+            f"{what} references {len(missing)} asset(s) no longer in storage "
+            f"(first: {missing[0]}); recompile its sources instead of re-issuing."
+        )
+    bundles: dict[str, dict[str, Any]] = {}
+    for host, digest in sorted(manifest["hosts"].items()):
+        data, signature = old.bundle(host)
+        if rel.digest_of(data) != digest:
+            raise VerificationError(
+                f"The bundle of host {host!r} in release {old.name} does not match "
+                "the manifest's digest; it was changed after signing and is not "
+                "re-issued."
+            )
+        rel.check_signature(
+            data, signature, trusted, what=f"The bundle for host {host!r} in {old.name}"
+        )
+        bundle = json.loads(data.decode("utf-8"))
+        if bundle.get("host") != host or bundle.get("release") != manifest["release"]:
+            raise VerificationError(
+                f"The bundle file of host {host!r} in {old.name} belongs to host "
+                f"{bundle.get('host')!r} of release {bundle.get('release')!r}; the "
+                "release is not re-issued."
+            )
+        bundles[host] = bundle
+
+    refs = rel._list_releases(fs, root, complete=False)
+    latest = rel._read_latest(fs, root)
+    newest = max(
+        [r.sequence for r in refs] + ([latest.sequence] if latest else []), default=0
+    )
+    sequence = options.sequence if options.sequence is not None else newest + 1
+    if sequence <= newest:
+        raise CompileError(
+            f"Sequence {sequence} is not greater than the newest sequence {newest} at "
+            f"{options.out}; a re-issued release needs a higher sequence, so that "
+            f"agents take it. Use --sequence {newest + 1} or leave --sequence out."
+        )
+    created = creation_time(options.created)
+    expires = created + options.valid_for
+    name = rel.release_name(sequence, manifest["release"])
+    folder = storage.join(root, storage.safe_key(rel.RELEASES, name))
+    host_digests: dict[str, str] = {}
+    with storage.BatchWriter(fs) as writer:
+        for host, bundle in bundles.items():
+            bundle.update(
+                sequence=sequence,
+                created=rel.format_time(created),
+                expires=rel.format_time(expires),
+            )
+            data = rel.canonical_json(bundle)
+            path = storage.join(folder, storage.safe_key(rel.HOSTS, f"{host}.json"))
+            writer.put(path, data)
+            writer.put(path + rel.SIG, rel.sign(data, key))
+            host_digests[host] = rel.digest_of(data)
+        written = writer.bytes
+    new_manifest = {
+        **manifest,
+        "sequence": sequence,
+        "created": rel.format_time(created),
+        "expires": rel.format_time(expires),
+        "hosts": host_digests,
+        "keyId": rel.key_id(key),
+    }
+    manifest_bytes = rel.canonical_json(new_manifest)
+    manifest_path = storage.join(folder, rel.MANIFEST)
+    storage.write_atomic(fs, manifest_path + rel.SIG, rel.sign(manifest_bytes, key))
+    storage.write_atomic(fs, manifest_path, manifest_bytes, durable=True)
+    storage.write_atomic(
+        fs, storage.join(root, rel.LATEST), f"{name}\n".encode(), durable=True
+    )
+    logger.warning(
+        "re-issued the content of release %s as %s at %s", old.name, name, options.out
+    )
+    warnings: list[str] = []
+    from tenfra.pluginmanager import get_plugin_manager
+
+    try:
+        get_plugin_manager().hook.tenfra_after_compile(
+            manifest=new_manifest, url=options.out
+        )
+    except Exception as exc:  # the release is written; report, do not fail
+        warnings.append(
+            f"A plugin's tenfra_after_compile hook failed after release {name} was "
+            f"written: {type(exc).__name__}: {exc}."
+        )
+    return CompileResult(
+        release=manifest["release"],
+        sequence=sequence,
+        name=name,
+        url=options.out,
+        hosts=len(bundles),
+        recipes=len({r for b in bundles.values() for r in b.get("recipes", {})}),
+        assets=len(manifest["assets"]),
+        assets_written=0,
+        bytes_written=written + len(manifest_bytes),
+        unchanged=False,
+        signed=True,
+        key_id=rel.key_id(key),
+        warnings=tuple(warnings),
+        seconds=time.monotonic() - started,
+        manifest=new_manifest,
+    )
+
+
 # -- diff ----------------------------------------------------------------------
 
 
@@ -1063,8 +1243,10 @@ __all__ = [
     "CompileResult",
     "HostDiff",
     "RecipeInfo",
+    "ReissueOptions",
     "compile_release",
     "diff_bundles",
     "diff_releases",
+    "reissue_release",
     "verify_release",
 ]

@@ -508,10 +508,19 @@ def release_action(name: str, action: str) -> Response:
         message = f"Resumed {name}." if done else f"{name} is not paused."
     elif action == "rollback":
         releases.rollback(release, rings, actor=actor)
-        message = f"Rolled back {name}; its hosts return to the release before it."
+        message = (
+            f"Rolled back {name}: it is no longer served. Hosts that already "
+            "applied it keep it, since agents refuse older releases; to return "
+            f"them to older content, run 'tenfra compile --rollback-to RELEASE "
+            f"--out {state().config.releases.url} --signing-key KEY' in CI."
+        )
     elif action == "pin":
         releases.set_pin(name, rings, actor=actor)
-        message = f"Every host is pinned to {name}."
+        message = (
+            f"Every host is pinned to {name}. Hosts that applied a newer release "
+            "refuse it; re-issue it with 'tenfra compile --rollback-to "
+            f"{name}' to move them back."
+        )
     else:
         flash(f"Unknown action {action!r}.", "error")
         return back  # type: ignore[return-value]

@@ -118,6 +118,21 @@ def _progress(phase: str, done: int, total: int) -> None:
     type=click.IntRange(min=1),
     help="Report progress on standard error every N hosts.",
 )
+@click.option(
+    "--rollback-to",
+    metavar="RELEASE",
+    help="Instead of compiling, publish the content of an older release at --out "
+    "again under a new, higher sequence with fresh signatures (a folder name, a "
+    "sequence or a release id). Agents never accept the old release itself.",
+)
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="With --rollback-to: a public key the old release may be signed with "
+    "(repeatable; default: the signing key's own).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def compile_(
     *,
@@ -131,6 +146,8 @@ def compile_(
     created: Optional[str],
     valid_for: str,
     progress_every: int,
+    rollback_to: Optional[str],
+    public_keys: tuple[Path, ...],
     as_json: bool,
 ) -> None:
     """Compile recipes, inventory and site plugins into a signed release at --out.
@@ -141,11 +158,18 @@ def compile_(
     since the latest release at --out, nothing is written.
 
     \b
+    With --rollback-to, nothing is compiled: the content of an older release
+    is verified and published again as the newest release, so that agents,
+    which refuse older sequences, return to it.
+
+    \b
     Examples:
       tenfra keygen
       tenfra compile --out releases/ --signing-key tenfra-signing.key
       TENFRA_S3_ENDPOINT_URL=http://127.0.0.1:9000 \\
         tenfra compile --out s3://bucket/tenfra --signing-key key.pem
+      tenfra compile --rollback-to 0000000041-3f2a9c --out releases/ \\
+        --signing-key tenfra-signing.key
     """
     from tenfra.compiler import CompileOptions, compile_release
     from tenfra.release import load_private_key
@@ -157,6 +181,21 @@ def compile_(
             "--unsigned and a signing key (--signing-key or TENFRA_SIGNING_KEY) "
             "contradict each other; give one of them."
         )
+    if rollback_to is not None:
+        _rollback(
+            rollback_to,
+            out=out,
+            signing_key=signing_key,
+            unsigned=unsigned,
+            public_keys=public_keys,
+            sequence=sequence,
+            created=created,
+            valid_for=valid_for,
+            as_json=as_json,
+        )
+        return
+    if public_keys:
+        raise UsageError("--public-key is used only with --rollback-to.")
     key = load_private_key(signing_key) if signing_key is not None else None
     options = CompileOptions(
         inventory=inventory_path,
@@ -177,27 +216,7 @@ def compile_(
 
     result = compile_release(options, progress=progress)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "release": result.release,
-                    "sequence": result.sequence,
-                    "name": result.name,
-                    "url": result.url,
-                    "unchanged": result.unchanged,
-                    "hosts": result.hosts,
-                    "recipes": result.recipes,
-                    "assets": result.assets,
-                    "assetsWritten": result.assets_written,
-                    "bytesWritten": result.bytes_written,
-                    "signed": result.signed,
-                    "keyId": result.key_id,
-                    "warnings": list(result.warnings),
-                    "seconds": round(result.seconds, 3),
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(_result_json(result), indent=2))
     elif result.unchanged:
         click.echo(
             f"Unchanged: release {result.name} at {out} already holds these inputs; "
@@ -218,6 +237,70 @@ def compile_(
             err=True,
             fg="yellow",
         )
+
+
+def _result_json(result: Any) -> dict[str, Any]:
+    return {
+        "release": result.release,
+        "sequence": result.sequence,
+        "name": result.name,
+        "url": result.url,
+        "unchanged": result.unchanged,
+        "hosts": result.hosts,
+        "recipes": result.recipes,
+        "assets": result.assets,
+        "assetsWritten": result.assets_written,
+        "bytesWritten": result.bytes_written,
+        "signed": result.signed,
+        "keyId": result.key_id,
+        "warnings": list(result.warnings),
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _rollback(
+    source: str,
+    *,
+    out: str,
+    signing_key: Optional[Path],
+    unsigned: bool,
+    public_keys: tuple[Path, ...],
+    sequence: Optional[int],
+    created: Optional[str],
+    valid_for: str,
+    as_json: bool,
+) -> None:
+    """``compile --rollback-to``: re-issue an older release as the newest one."""
+    from tenfra.compiler import ReissueOptions, reissue_release
+    from tenfra.release import load_private_key, load_public_key
+
+    if unsigned or signing_key is None:
+        raise UsageError(
+            "--rollback-to needs --signing-key (or TENFRA_SIGNING_KEY): the "
+            "re-issued release is signed again, and agents refuse unsigned ones."
+        )
+    trusted = [load_public_key(path) for path in public_keys]
+    result = reissue_release(
+        ReissueOptions(
+            out=out,
+            source=source,
+            signing_key=load_private_key(signing_key),
+            trusted_keys=tuple(trusted),
+            sequence=sequence,
+            created=parse_created(created) if created else None,
+            valid_for=parse_duration(valid_for),
+        )
+    )
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", err=True, fg="yellow")
+    if as_json:
+        click.echo(json.dumps(_result_json(result), indent=2))
+        return
+    click.echo(
+        f"Release {result.name} written to {out}: the content of release "
+        f"{result.release} re-issued for {result.hosts} hosts, signed with key "
+        f"{result.key_id}, in {result.seconds:.1f} s."
+    )
 
 
 def _split_ref(text: str) -> tuple[str, Optional[str]]:
