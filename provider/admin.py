@@ -443,6 +443,23 @@ def revoke(name: str) -> Response:
     return redirect(url_for("admin.host", name=name))  # type: ignore[return-value]
 
 
+@blueprint.post("/hosts/<string:name>/delete")
+def delete_host(name: str) -> Response:
+    from tenfra.provider.maintenance import forget_host
+
+    removed = forget_host(name, actor=current_user() or "?")
+    if removed["host"]:
+        flash(
+            f"Deleted {name} with its credential, tokens, facts, status, "
+            f"{removed['runs']} run(s) and {removed['logs']} log line(s); a machine "
+            "enrolled under this name later starts from nothing.",
+            "info",
+        )
+    else:
+        flash(f"There is no host {name!r}.", "error")
+    return redirect(url_for("admin.fleet"))  # type: ignore[return-value]
+
+
 # -- releases ----------------------------------------------------------------------
 
 

@@ -180,6 +180,25 @@ def approve(config_path: Optional[str], host: str) -> None:
 
 @provider.command()
 @config_option
+@click.argument("host")
+def forget(config_path: Optional[str], host: str) -> None:
+    """Delete HOST with its credential, tokens, facts, status, runs and logs."""
+    from tenfra.provider.maintenance import forget_host
+
+    _open(config_path)
+    removed = forget_host(host, actor="cli")
+    if not removed["host"]:
+        raise UsageError(
+            f"There is no host {host!r} to delete; check the name on the fleet page."
+        )
+    click.echo(
+        f"Deleted {host}: {removed['runs']} run(s), {removed['logs']} log line(s) "
+        f"and {removed['tokens']} token(s) removed."
+    )
+
+
+@provider.command()
+@config_option
 def prune(config_path: Optional[str]) -> None:
     """Delete run history and logs older than the configured retention."""
     from tenfra.provider.maintenance import prune as run

@@ -63,6 +63,47 @@ def approve_host(host: str, *, actor: str) -> bool:
     return bool(updated)
 
 
+def forget_host(host: str, *, actor: str) -> dict[str, int]:
+    """Delete a host and everything stored about it; returns what was removed.
+
+    The credential, a pending enrolment request, bootstrap tokens, the host
+    pin, facts, status, run history and logs all go, so a machine enrolled
+    later under the same name inherits nothing.  Audit events stay, and hook
+    deliveries already queued are still sent.  ``removed["host"]`` is 0 when
+    no such host exists.
+    """
+    from tenfra.provider.models import (
+        BootstrapToken,
+        Event,
+        Host,
+        HostStatus,
+        LogLine,
+        RecipeResult,
+        Run,
+        TaskResult,
+        db,
+        now,
+    )
+
+    removed: dict[str, int] = {}
+    with db.atomic():
+        runs = Run.select(Run.id).where(Run.host == host)
+        TaskResult.delete().where(TaskResult.run.in_(runs)).execute()
+        RecipeResult.delete().where(RecipeResult.run.in_(runs)).execute()
+        removed["runs"] = Run.delete().where(Run.host == host).execute()
+        removed["logs"] = LogLine.delete().where(LogLine.host == host).execute()
+        removed["tokens"] = (
+            BootstrapToken.delete().where(BootstrapToken.host == host).execute()
+        )
+        HostStatus.delete().where(HostStatus.host == host).execute()
+        removed["host"] = Host.delete().where(Host.name == host).execute()
+        if removed["host"]:
+            Event.create(time=now(), actor=actor, action="forgotten", subject=host)
+    if removed["host"]:
+        logger.warning("host %s and its history were deleted by %s", host, actor)
+    return removed
+
+
 def prune(config: ProviderConfig) -> dict[str, int]:
     """Delete run history and logs older than the retention, and spent tokens."""
     from tenfra.provider.models import (
