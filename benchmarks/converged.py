@@ -437,6 +437,50 @@ class AgentPath:
         self.provider.stop()
 
 
+# -- where tenfra's time goes ------------------------------------------------------
+
+PHASES = (
+    ("imports (all modules)", "<frozen importlib._bootstrap>", "_find_and_load"),
+    ("plugin manager: entry points", "core/pluginmanager.py", "_load_entry_points"),
+    ("recipe YAML parsing", "core/yamlio.py", "load_yaml"),
+    ("recipe loading (YAML + model)", "core/recipe.py", "load_recipe_file"),
+    ("engine: run_recipes", "core/engine.py", "run_recipes"),
+    ("template rendering", "core/templating.py", "render_text"),
+    ("output (click.echo)", "click/utils.py", "echo"),
+)
+
+
+def profile_tenfra(work: Path, n: int) -> dict[str, float]:
+    """cProfile one converged ``tenfra run`` of N; the phases' share of its time."""
+    import pstats
+
+    tool = tenfra_tool(work, n)
+    tool.run_once(check=False)
+    profile = work / "run.prof"
+    argv = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "tenfra.cli"]
+    sample = measure(argv + tool.argv[1:], env=tool.env, cwd=tool.cwd)
+    if sample.returncode != 0 or tenfra_changes(sample.stdout):
+        raise BenchError(
+            f"the profiled run failed or changed something:\n{sample.stderr}"
+        )
+    stats = pstats.Stats(str(profile))
+    total = max(
+        entry[3]
+        for (filename, _, function), entry in stats.stats.items()  # type: ignore[attr-defined]
+        if function == "<module>" and filename.endswith("cli.py")
+    )
+    shares: dict[str, float] = {"total_s": total}
+    for label, file_part, function in PHASES:
+        found = [
+            entry[3]
+            for (filename, _, name), entry in stats.stats.items()  # type: ignore[attr-defined]
+            if name == function and file_part in filename
+        ]
+        # Recursive imports nest: the outermost call's cumulative time is the max.
+        shares[label] = 100.0 * max(found, default=0.0) / total if total else 0.0
+    return shares
+
+
 # -- the benchmark ------------------------------------------------------------------
 
 
@@ -469,7 +513,27 @@ def main() -> None:
         default="tenfra,agent,pyinfra,ansible",
         help="Comma-separated subset of tenfra,agent,pyinfra,ansible.",
     )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="Only profile one converged tenfra run of N (cProfile) and exit.",
+    )
     args = parser.parse_args()
+    if args.profile:
+        work = Path(tempfile.mkdtemp(prefix="tenfra-bench-profile-"))
+        try:
+            shares = profile_tenfra(work, args.profile)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(
+            f"tenfra run, N={args.profile}, under cProfile: "
+            f"{shares.pop('total_s'):.2f} s (profiling inflates pure-Python code)"
+        )
+        for label, share in shares.items():
+            print(f"  {share:5.1f}%  {label}")
+        save_results(f"converged_profile_{args.profile}", shares)
+        return
     sizes = [10, 100, 200] if args.full else [10, 100]
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
