@@ -217,7 +217,7 @@ def test_s3_keys_never_leave_their_prefix(
     assert fs.cat_file(f"{s3_bucket}/secret.json") == b"outside the prefix"
 
 
-# -- agent extraction -------------------------------------------------------------------
+# -- agent extraction ---------------------------------------------------------
 
 ESCAPES = [
     "../evil",
@@ -319,7 +319,7 @@ def test_percent_encoded_names_stay_literal_inside_the_release(
         "0000000002-0123456789abcdef0123",
         {"recipes/%2e%2e/%2e%2e/main.yaml": b"name: web\n"},
     )
-    written = [p for p in tmp_path.rglob("main.yaml")]
+    written = list(tmp_path.rglob("main.yaml"))
     assert written == [folder / "recipes" / "%2e%2e" / "%2e%2e" / "main.yaml"]
 
 
