@@ -237,7 +237,7 @@ def render_markdown(types: list[dict[str, Any]]) -> str:
         "",
     ]
     out += [
-        f"- [`{t['name']}`](#{t['name'].replace('_', '-')}): {t['summary']}"
+        f"- [`{t['name']}`](#{t['name']}): {t['summary']}"
         for t in types
     ]
     for info in types:

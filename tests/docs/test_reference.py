@@ -1,0 +1,134 @@
+"""The documentation builds, its generated pages are current, its examples work."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+
+def _gen_docs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "gen_docs", ROOT / "scripts" / "gen_docs.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_reference_pages_are_current() -> None:
+    stale = _gen_docs().stale_pages()
+
+    assert stale == [], f"stale: {stale}; run: python scripts/gen_docs.py"
+
+
+def test_gen_docs_writes_every_reference_page(tmp_path: Path) -> None:
+    gen_docs = _gen_docs()
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "hooks.md").write_text("old\n", encoding="utf-8")
+
+    assert gen_docs.stale_pages(tmp_path) == list(gen_docs.PAGES)
+    written = gen_docs.write_pages(tmp_path)
+
+    assert sorted(p.name for p in written) == ["hooks.md", "resource-types.md"]
+    assert gen_docs.stale_pages(tmp_path) == []
+    for page in gen_docs.PAGES:
+        assert (tmp_path / page).read_text(encoding="utf-8") == (DOCS / page).read_text(
+            encoding="utf-8"
+        )
+
+
+def test_gen_docs_check_passes_on_the_committed_pages() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_resource_type_index_links_resolve_to_headings() -> None:
+    page = (DOCS / "reference" / "resource-types.md").read_text(encoding="utf-8")
+    headings = set(re.findall(r"^## (\S+)$", page, re.MULTILINE))
+    anchors = re.findall(r"\]\(#([^)]+)\)", page)
+
+    assert anchors, "the index of resource types has no links"
+    assert set(anchors) <= headings, set(anchors) - headings
+
+
+def test_the_documentation_builds_strictly(tmp_path: Path) -> None:
+    """Broken links, missing anchors and pages left out of the nav fail."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "site" / "tutorial" / "index.html").exists()
+
+
+def test_every_page_is_in_the_nav() -> None:
+    config = YAML(typ="safe").load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    listed: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, str):
+            listed.add(node)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+
+    walk(config["nav"])
+    pages = {
+        str(path.relative_to(DOCS))
+        for path in DOCS.rglob("*.md")
+        if not any(part in ("build", "tests") for part in path.parts)
+        and "egg-info" not in str(path)
+        and not any(part.startswith("tenfra_") for part in path.parts)
+    }
+
+    assert pages - listed == set(), "pages missing from mkdocs.yml's nav"
+    assert listed - pages == set(), "nav entries without a page"
+
+
+def test_the_index_example_recipe_checks_clean(tmp_path: Path) -> None:
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    match = re.search(r"```yaml\n(.*?)```", text, re.DOTALL)
+    assert match
+    recipe = tmp_path / "recipes" / "web" / "main.yaml"
+    (recipe.parent / "assets").mkdir(parents=True)
+    (recipe.parent / "assets" / "site.conf.j2").write_text("", encoding="utf-8")
+    recipe.write_text(match.group(1), encoding="utf-8")
+
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "tenfra"), "check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
