@@ -132,3 +132,45 @@ def test_the_index_example_recipe_checks_clean(tmp_path: Path) -> None:
     )
 
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_kubernetes_example_is_a_valid_provider_deployment(tmp_path: Path) -> None:
+    """docs/provider.md's manifests parse, and their provider.yaml loads."""
+    from tenfra.provider.config import load_config
+
+    text = (DOCS / "provider.md").read_text(encoding="utf-8")
+    section = text.split("### Kubernetes example", 1)[1]
+    match = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert match
+    manifests = list(YAML(typ="safe").load_all(match.group(1)))
+    by_kind = {manifest["kind"]: manifest for manifest in manifests}
+
+    assert {"Secret", "ConfigMap", "Deployment", "Service"} <= set(by_kind)
+    deployment = by_kind["Deployment"]["spec"]
+    assert deployment["replicas"] > 1
+    container = deployment["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "TENFRA_PROVIDER_SECRET_KEY" in by_kind["Secret"]["stringData"]
+
+    # The placeholders ("scrypt$...", the mounted key) become real values.
+    tenfra = str(Path(sys.executable).parent / "tenfra")
+    key = tmp_path / "release.pem"
+    subprocess.run([tenfra, "keygen", "--out", str(key)], check=True)
+    hashed = subprocess.run(
+        [tenfra, "provider", "hash-password", "--password-stdin"],
+        input="a password",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    config = by_kind["ConfigMap"]["data"]["provider.yaml"]
+    assert "/etc/tenfra/release.pub" in config and "scrypt$..." in config
+    config = config.replace("/etc/tenfra/release.pub", str(tmp_path / "release.pub"))
+    path = tmp_path / "provider.yaml"
+    path.write_text(config.replace("scrypt$...", hashed), encoding="utf-8")
+
+    loaded = load_config(str(path))
+
+    assert loaded.database.url.startswith("postgresql://")
+    assert loaded.releases.url.startswith("s3://")
