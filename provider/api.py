@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import re
+import weakref
 from typing import Any, Optional, Union
 
 import attrs
@@ -153,13 +154,13 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, message, {"WWW-Authenticate": 'Bearer realm="tenfra"'})
 
 
-_LOOKUP_SQL: dict[int, str] = {}
+_LOOKUP_SQL: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def _lookup_sql() -> str:
     """The poll's one query, built once per database (it runs 1,000s of times/s)."""
 
-    key = id(db.obj)
+    key = db.obj
     sql = _LOOKUP_SQL.get(key)
     if sql is None:
         query = Host.select(
