@@ -1,7 +1,5 @@
 """The HTTP webhook report hook: POST a templated body when a condition holds."""
 
-# ruff: noqa: RUF009  (option() is attrs.field with a description)
-
 from __future__ import annotations
 
 import json

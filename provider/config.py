@@ -1,7 +1,5 @@
 """The provider's YAML configuration: classes, defaults and strict loading."""
 
-# ruff: noqa: RUF009  (option() is attrs.field with a description)
-
 from __future__ import annotations
 
 import logging

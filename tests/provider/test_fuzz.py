@@ -1,4 +1,4 @@
-"""Fuzzed API bodies: every answer is a clear 4xx JSON error or a success, never a 500."""
+"""Fuzzed API bodies: a clear 4xx JSON error or a success, never a 500."""
 
 from __future__ import annotations
 
