@@ -258,12 +258,13 @@ class Session:
                 self._argv(step.text, cwd_file),
                 env=self.env,
                 stdin=subprocess.DEVNULL,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,  # in the order a terminal shows them
                 timeout=600,
             )
         except subprocess.TimeoutExpired:
             pytest.fail(f"tutorial.md:{step.line}: no end after 600 s:\n{step.text}")
-        output = done.stdout.decode() + done.stderr.decode()
+        output = done.stdout.decode(errors="replace")
         self.last_output = output
         if done.returncode == 97:
             pytest.fail("cannot bind-mount a private /tmp (this test needs root)")
