@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +176,49 @@ def test_the_kubernetes_example_is_a_valid_provider_deployment(tmp_path: Path) -
 
     assert loaded.database.url.startswith("postgresql://")
     assert loaded.releases.url.startswith("s3://")
+
+
+def test_the_template_plugin_package_passes_its_own_tests(tmp_path: Path) -> None:
+    """docs/examples/tenfra-hello, copied out and installed as an author would."""
+    package = tmp_path / "tenfra-hello"
+    shutil.copytree(
+        DOCS / "examples" / "tenfra-hello",
+        package,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+    )
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(package),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(site),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    env.pop("TENFRA_DISABLE_PLUGINS", None)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=package,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout
