@@ -497,7 +497,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_templars: weakref.WeakKeyDictionary[PluginManager, dict[bool, Templar]] = (
+_templars: weakref.WeakKeyDictionary[PluginManager, dict[tuple[bool, int], Templar]] = (
     weakref.WeakKeyDictionary()
 )
 _templars_lock = threading.Lock()
@@ -511,14 +511,17 @@ def get_templar(
         from tenfra.pluginmanager import get_plugin_manager
 
         plugin_manager = get_plugin_manager()
+    # Plugins registered later (site plugins of a repository or a release) may
+    # add filters and globals: a new plugin count gets a new Templar.
+    key = (sandboxed, len(plugin_manager.infos))
     with _templars_lock:
         per_manager = _templars.setdefault(plugin_manager, {})
-        templar = per_manager.get(sandboxed)
+        templar = per_manager.get(key)
         if templar is None:
             templar = Templar(
                 sandboxed=sandboxed,
                 filters=dict(plugin_manager.template_filters.items()),
                 globals_=dict(plugin_manager.template_globals.items()),
             )
-            per_manager[sandboxed] = templar
+            per_manager[key] = templar
     return templar
