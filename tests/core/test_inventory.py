@@ -95,6 +95,7 @@ def test_example_layers_of_a_host() -> None:
     assert labels == [
         f"inventory vars ({EXAMPLE}:5:3)",
         "inventory varsSources[0] file vars/common.yaml",
+        "inventory varsSources[1] file vars/users.yaml",
         f"group prod vars ({EXAMPLE}:47:5)",
         "group prod varsSources[0] file vars/prod.yaml",
         f"group backend vars ({EXAMPLE}:43:5)",
