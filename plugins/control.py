@@ -235,7 +235,7 @@ class Loop(ResourceType):
         - loop:
             items: ${{ users }}
             tasks:
-              - debug: msg="${{ index }}: ${{ item.name }}"
+              - debug: "${{ index }}: ${{ item.name }}"
     """
 
     name = "loop"
@@ -362,7 +362,7 @@ class Try(ResourceType):
             tasks:
               - shell: curl -fsS http://127.0.0.1:8080/health
             catch:
-              - debug: msg="gave up: ${{ error }}"
+              - debug: "gave up: ${{ error }}"
     """
 
     name = "try"

@@ -390,7 +390,7 @@ class Download(ResourceType):
         - download:
             url: https://example.org/tool-1.2.tar.gz
             dest: /opt/tool-1.2.tar.gz
-            checksum: sha256:9f86d0818...  # the full 64 hex digits
+            checksum: ${{ tool_checksum }}  # "sha256:" and 64 hex digits
             extract: /opt/tool
             stripComponents: 1
     """

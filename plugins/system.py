@@ -484,9 +484,9 @@ class Service(ResourceType):
     Example::
 
         - service: name=nginx state=started enabled=true
-        handlers:
-          - name: reload nginx
-            service: {name: nginx, state: reloaded}
+        # in the recipe's handlers:
+        - name: reload nginx
+          service: {name: nginx, state: reloaded}
     """
 
     name = "service"

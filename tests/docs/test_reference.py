@@ -222,3 +222,69 @@ def test_the_template_plugin_package_passes_its_own_tests(tmp_path: Path) -> Non
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout
+
+
+def _names_under(node: object, key: str) -> set[str]:
+    """Every string value of ``key`` (or list of them) anywhere in ``node``."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        value = node.get(key)
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, list):
+            found.update(item for item in value if isinstance(item, str))
+        for child in node.values():
+            found |= _names_under(child, key)
+    elif isinstance(node, list):
+        for child in node:
+            found |= _names_under(child, key)
+    return found
+
+
+def test_every_resource_type_example_is_a_valid_task_list(tmp_path: Path) -> None:
+    """Each example of the reference, as the tasks of a recipe, checks clean."""
+    page = (DOCS / "reference" / "resource-types.md").read_text(encoding="utf-8")
+    sections = re.split(r"^## ", page, flags=re.MULTILINE)[1:]
+    recipes = tmp_path / "recipes"
+    (recipes / "stub").mkdir(parents=True)
+    (recipes / "stub" / "main.yaml").write_text("tasks: []\n", encoding="utf-8")
+    yaml = YAML(typ="safe")
+    without_example = []
+
+    for section in sections:
+        name = section.split("\n", 1)[0].strip()
+        examples = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+        if not examples:
+            without_example.append(name)
+        for number, example in enumerate(examples):
+            tasks = yaml.load(example)
+            assert isinstance(tasks, list), f"{name}: the example is not a task list"
+            recipe: dict[str, object] = {"tasks": tasks}
+            handlers = _names_under(tasks, "notify")
+            if handlers:
+                recipe["handlers"] = [{"name": h, "debug": "x"} for h in handlers]
+            called = {
+                str(task["recipe"]["id"]): task["recipe"].get("inputs", {})
+                for task in tasks
+                if isinstance(task, dict) and isinstance(task.get("recipe"), dict)
+            }
+            if called:
+                recipe["dependencies"] = sorted(called)
+                for other, inputs in called.items():
+                    stub = recipes / other / "main.yaml"
+                    stub.parent.mkdir(parents=True, exist_ok=True)
+                    declared = {key: {"type": "any"} for key in inputs}
+                    with stub.open("w", encoding="utf-8") as out:
+                        YAML().dump({"inputs": declared, "tasks": []}, out)
+            target = recipes / f"example-{name}-{number}.yaml"
+            with target.open("w", encoding="utf-8") as out:
+                YAML().dump(recipe, out)
+
+    assert without_example == [], "resource types without an example"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "tenfra"), "check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
