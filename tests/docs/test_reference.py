@@ -288,3 +288,19 @@ def test_every_resource_type_example_is_a_valid_task_list(tmp_path: Path) -> Non
     )
 
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_yaml_block_in_the_docs_parses() -> None:
+    yaml = YAML(typ="rt")
+    problems = []
+    for page in sorted(DOCS.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"```yaml\n(.*?)```", text, re.DOTALL):
+            line = text.count("\n", 0, match.start()) + 2
+            try:
+                list(yaml.load_all(match.group(1)))
+            except Exception as exc:  # collect every broken block
+                first = str(exc).splitlines()[0]
+                problems.append(f"{page.relative_to(ROOT)}:{line}: {first}")
+
+    assert problems == []
