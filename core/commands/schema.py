@@ -236,10 +236,7 @@ def render_markdown(types: list[dict[str, Any]]) -> str:
         "edit by hand.",
         "",
     ]
-    out += [
-        f"- [`{t['name']}`](#{t['name']}): {t['summary']}"
-        for t in types
-    ]
+    out += [f"- [`{t['name']}`](#{t['name']}): {t['summary']}" for t in types]
     for info in types:
         out += ["", f"## {info['name']}", "", info["summary"]]
         if info["description"]:
