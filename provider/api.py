@@ -40,6 +40,7 @@ from tenfra.provider.models import (
     Run,
     TaskResult,
     db,
+    is_postgres,
     now,
 )
 
@@ -541,10 +542,106 @@ def _redact_report(report: Any) -> None:
             stack.extend(task.children)
 
 
+_RUN = (
+    "report_id",
+    "host",
+    "started",
+    "finished",
+    "received",
+    "status",
+    "release",
+    "sequence",
+    "check",
+    "duration",
+    "changed",
+    "failed",
+    "total",
+    "error",
+)
+_RECIPE = ("run", "position", "recipe_id", "name", "status", "duration", "error")
+_TASK = (
+    "run",
+    "recipe_position",
+    "position",
+    "depth",
+    "name",
+    "type",
+    "status",
+    "changed",
+    "duration",
+    "diff",
+    "error",
+    "message",
+    "location",
+)
+_STATUS = (
+    "host",
+    "report_id",
+    "started",
+    "finished",
+    "status",
+    "release",
+    "sequence",
+    "changed",
+    "failed",
+    "check",
+    "error",
+    "received",
+)
+_HOOK = (
+    "hook",
+    "host",
+    "report_id",
+    "payload",
+    "created",
+    "next_attempt",
+    "attempts",
+    "claimed_until",
+    "done",
+)
+_STATEMENTS: weakref.WeakKeyDictionary[Any, dict[str, str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _statements() -> dict[str, str]:
+    """INSERT statements of the report path, built once per database.
+
+    Reports arrive by the hundred per second; generating the SQL with
+    peewee's query builder each time costs more than running it.
+    """
+    database = db.obj
+    found = _STATEMENTS.get(database)
+    if found is not None:
+        return found
+    mark = database.param
+
+    def insert(model: Any, names: tuple[str, ...]) -> str:
+        meta = model._meta
+        columns = ", ".join(f'"{meta.fields[n].column_name}"' for n in names)
+        marks = ", ".join([mark] * len(names))
+        return f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks})'  # noqa: S608 (names from the models)
+
+    table = HostStatus._meta.table_name
+    updates = ", ".join(f'"{n}" = excluded."{n}"' for n in _STATUS[1:])
+    found = {
+        "run": insert(Run, _RUN) + (' RETURNING "id"' if is_postgres() else ""),
+        "recipe": insert(RecipeResult, _RECIPE),
+        "task": insert(TaskResult, _TASK),
+        "status": insert(HostStatus, _STATUS)
+        + f' ON CONFLICT ("host") DO UPDATE SET {updates}'
+        + f' WHERE "{table}"."finished" <= excluded."finished"',
+        "hook": insert(HookDelivery, _HOOK),
+    }
+    _STATEMENTS[database] = found
+    return found
+
+
 def store_report(report: Any, stored: dict[str, Any], host: str) -> bool:
     """Insert the run, its recipes and tasks, the host status and hook deliveries.
 
-    Returns False when a report with this id was stored before (by any replica).
+    One transaction; returns False when a report with this id was stored
+    before (by any replica: the report id is unique in the database).
     """
     import peewee as pw
 
@@ -558,80 +655,72 @@ def store_report(report: Any, stored: dict[str, Any], host: str) -> bool:
     moment = now()
     hooks = state().hooks
     wanted = select_hooks(hooks, stored, host) if hooks else []
+    status = report.status.value
+    sql = _statements()
+    run_values = (
+        report.id,
+        host,
+        started,
+        finished,
+        moment,
+        status,
+        report.release,
+        report.sequence,
+        report.check,
+        max(finished - started, 0.0),
+        changed,
+        failed,
+        sum(counts.values()),
+        report.error,
+    )
     try:
         with db.atomic():
-            run = Run.create(
-                report_id=report.id,
-                host=host,
-                started=started,
-                finished=finished,
-                received=moment,
-                status=report.status.value,
-                release=report.release,
-                sequence=report.sequence,
-                check=report.check,
-                duration=max(finished - started, 0.0),
-                changed=changed,
-                failed=failed,
-                total=sum(counts.values()),
-                error=report.error,
-            )
+            cursor = db.execute_sql(sql["run"], run_values)
+            run_id = cursor.fetchone()[0] if is_postgres() else cursor.lastrowid
             recipe_rows = []
-            task_rows: list[dict[str, Any]] = []
+            task_rows: list[tuple[Any, ...]] = []
             for position, recipe in enumerate(report.recipes):
                 recipe_rows.append(
-                    {
-                        "run": run.id,
-                        "position": position,
-                        "recipe_id": recipe.id[:300],
-                        "name": recipe.name[:300],
-                        "status": recipe.status.value,
-                        "duration": recipe.duration,
-                        "error": recipe.error,
-                    }
+                    (
+                        run_id,
+                        position,
+                        recipe.id[:300],
+                        recipe.name[:300],
+                        recipe.status.value,
+                        recipe.duration,
+                        recipe.error,
+                    )
                 )
-                _flatten(run.id, position, recipe.tasks, 0, task_rows)
+                _flatten(run_id, position, recipe.tasks, 0, task_rows)
+            raw = db.cursor()
             if recipe_rows:
-                RecipeResult.insert_many(recipe_rows).execute()
-            for start in range(0, len(task_rows), 200):
-                TaskResult.insert_many(task_rows[start : start + 200]).execute()
-            status_values = {
-                HostStatus.report_id: report.id,
-                HostStatus.started: started,
-                HostStatus.finished: finished,
-                HostStatus.status: report.status.value,
-                HostStatus.release: report.release,
-                HostStatus.sequence: report.sequence,
-                HostStatus.changed: changed,
-                HostStatus.failed: failed,
-                HostStatus.check: report.check,
-                HostStatus.error: report.error,
-                HostStatus.received: moment,
-            }
-            (
-                HostStatus.insert({HostStatus.host: host, **status_values})
-                .on_conflict(
-                    conflict_target=[HostStatus.host],
-                    update=status_values,
-                    where=(HostStatus.finished <= finished),
-                )
-                .execute()
+                raw.executemany(sql["recipe"], recipe_rows)
+            if task_rows:
+                raw.executemany(sql["task"], task_rows)
+            status_row = (
+                host,
+                report.id,
+                started,
+                finished,
+                status,
+                report.release,
+                report.sequence,
+                changed,
+                failed,
+                report.check,
+                report.error,
+                moment,
             )
+            db.execute_sql(sql["status"], status_row)
             if wanted:
                 payload = json.dumps(stored, separators=(",", ":"))
-                HookDelivery.insert_many(
+                raw.executemany(
+                    sql["hook"],
                     [
-                        {
-                            "hook": name,
-                            "host": host,
-                            "report_id": report.id,
-                            "payload": payload,
-                            "created": moment,
-                            "next_attempt": moment,
-                        }
+                        (name, host, report.id, payload, moment, moment, 0, 0.0, False)
                         for name in wanted
-                    ]
-                ).execute()
+                    ],
+                )
     except pw.IntegrityError:
         if Run.select().where(Run.report_id == report.id).exists():
             return False
@@ -640,25 +729,25 @@ def store_report(report: Any, stored: dict[str, Any], host: str) -> bool:
 
 
 def _flatten(
-    run_id: int, recipe: int, tasks: Any, depth: int, rows: list[dict[str, Any]]
+    run_id: int, recipe: int, tasks: Any, depth: int, rows: list[tuple[Any, ...]]
 ) -> None:
     for task in tasks:
         rows.append(
-            {
-                "run": run_id,
-                "recipe_position": recipe,
-                "position": len(rows),
-                "depth": depth,
-                "name": task.name[:500],
-                "type": task.type[:100],
-                "status": task.status.value,
-                "changed": task.changed,
-                "duration": task.duration,
-                "diff": task.diff,
-                "error": task.error,
-                "message": task.message,
-                "location": (task.location or None) and task.location[:500],
-            }
+            (
+                run_id,
+                recipe,
+                len(rows),
+                depth,
+                task.name[:500],
+                task.type[:100],
+                task.status.value,
+                task.changed,
+                task.duration,
+                task.diff,
+                task.error,
+                task.message,
+                task.location[:500] if task.location else None,
+            )
         )
         _flatten(run_id, recipe, task.children, depth + 1, rows)
 
