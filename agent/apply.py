@@ -653,11 +653,23 @@ def _run_engine(
     """
     from tenfra.engine import run_recipes
     from tenfra.report import RecipeReport, RunReport, Status, combine
+    from tenfra.variables import DataVars
 
+    # Other hosts' vars, and vars the compiler took from host or vars sources
+    # (``dataVars``), are data: a "${{ }}" in them is never evaluated here.
     layers: list[tuple[str, Any]] = []
     if bundle.get("otherHosts"):
-        layers.append(("release otherHosts", {"otherHosts": bundle["otherHosts"]}))
-    layers.append(("release vars", bundle.get("vars") or {}))
+        layers.append(
+            ("release otherHosts", DataVars({"otherHosts": bundle["otherHosts"]}))
+        )
+    values = bundle.get("vars") or {}
+    data_names = {str(name) for name in bundle.get("dataVars") or []}
+    layers.append(
+        ("release vars", {k: v for k, v in values.items() if k not in data_names})
+    )
+    data = DataVars({k: v for k, v in values.items() if k in data_names})
+    if data:
+        layers.append(("release vars (data from sources)", data))
     started = _now()
     reports: list[RecipeReport] = []
     error: Optional[str] = None

@@ -633,11 +633,17 @@ class Compiler:
         }
 
         # Every host's own vars serialised once (they also serve otherHosts).
+        # Vars from sources that look like templates are listed in dataVars,
+        # so the agent uses them as data.
         vars_json: dict[str, bytes] = {}
+        data_json: dict[str, bytes] = {}
         for count, host in enumerate(hosts, 1):
             vars_json[host] = _json(
                 inventory.host_vars(host), f"The vars of host {host!r}"
             )
+            data_names = inventory.data_var_names(host)
+            if data_names:
+                data_json[host] = _json(data_names, "dataVars")
             self._tick("vars", count, len(hosts))
 
         # Hosts grouped by the recipes they receive.
@@ -690,7 +696,7 @@ class Compiler:
             return found
 
         def stable_pieces(host: str, shared: _RecipeSet) -> dict[str, bytes]:
-            return {
+            pieces = {
                 **constants,
                 "assets": shared.assets,
                 "groups": host_groups(host),
@@ -700,6 +706,10 @@ class Compiler:
                 "run": shared.run,
                 "vars": vars_json[host],
             }
+            data = data_json.get(host)
+            if data is not None:
+                pieces["dataVars"] = data
+            return pieces
 
         def bundles() -> Iterator[tuple[str, dict[str, bytes]]]:
             for targeted, members in by_set.items():

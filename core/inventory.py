@@ -47,6 +47,7 @@ from tenfra.patterns import (
     compile_pattern,
     expand_ranges,
 )
+from tenfra.variables import DataVars
 from tenfra.yamlio import (
     PathItem,
     load_yaml,
@@ -74,6 +75,7 @@ class HostRecord:
     vars: Mapping[str, Any] = attrs.field(factory=dict)
     groups: tuple[str, ...] = ()
     origin: str = "inventory"  # where the record came from, for explanations
+    data: bool = False  # vars loaded by a host source: never templates
 
 
 @attrs.frozen(kw_only=True)
@@ -774,7 +776,10 @@ class Inventory:
         layers.append((f"inventory vars{where}", self.vars))
         for spec in self.vars_sources:
             layers.append(
-                (f"inventory {spec.key} {spec.describe()}", self._load_source(spec))
+                (
+                    f"inventory {spec.key} {spec.describe()}",
+                    DataVars(self._load_source(spec)),
+                )
             )
         for name in self._host_groups[host]:
             group = self.groups[name]
@@ -784,12 +789,28 @@ class Inventory:
                 layers.append(
                     (
                         f"group {name} varsSources[{index}] {spec.describe()}",
-                        self._load_source(spec),
+                        DataVars(self._load_source(spec)),
                     )
                 )
         for record in self._records[host]:
-            layers.append((f"host vars ({record.origin})", record.vars))
+            values = DataVars(record.vars) if record.data else record.vars
+            layers.append((f"host vars ({record.origin})", values))
         return [(label, values) for label, values in layers if values]
+
+    def data_var_names(self, host: str) -> list[str]:
+        """Vars of ``host`` whose value comes from a source and looks like a
+        template: the agent must use them as they are (bundle ``dataVars``)."""
+        from tenfra.templating import has_template
+
+        data: dict[str, bool] = {}
+        merged: dict[str, Any] = {}
+        for _label, values in self.var_layers(host):
+            for key, value in values.items():
+                data[key] = isinstance(values, DataVars)
+                merged[key] = value
+        return sorted(
+            k for k, is_data in data.items() if is_data and has_template(merged[k])
+        )
 
     def host_vars(self, host: str) -> dict[str, Any]:
         """The inventory vars of ``host`` merged (a higher layer replaces a key)."""
@@ -972,7 +993,7 @@ def _run_host_source(
         )
     origin = f"{spec.key} {spec.describe()}"
     logger.info("%s: %d hosts", spec.label, len(result))
-    return [attrs.evolve(r, origin=origin) for r in result]
+    return [attrs.evolve(r, origin=origin, data=True) for r in result]
 
 
 def _parse_group(

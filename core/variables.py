@@ -30,7 +30,10 @@ force a value.
 Values of layers marked ``templated`` may contain ``${{ }}``; they are
 rendered when a template first reads them.  A variable that refers to its
 own name reads the next lower layer (``packages: ${{ packages + ['vim'] }}``
-extends the inventory's list).
+extends the inventory's list).  Only what people write in the repository
+(inventory.yaml and recipes) is templated: values loaded by host sources and
+vars sources, facts, and other hosts' vars are data (:class:`DataVars`), so
+a ``${{ }}`` that comes from outside is never evaluated.
 """
 
 from __future__ import annotations
@@ -76,6 +79,15 @@ ORDER = (
 placeholder for the inventory's own layers)."""
 
 Renderer = Callable[[Any, Mapping[str, Any], Optional[Location]], Any]
+
+
+class DataVars(dict):  # type: ignore[type-arg]
+    """Vars that are data from outside the repository, never rendered.
+
+    Host sources, vars sources and other hosts' vars are wrapped in this
+    mapping; :func:`inventory_layers` makes their layers untemplated, so a
+    value such as ``"${{ secret }}"`` from a CMDB stays that very text.
+    """
 
 
 @attrs.frozen
@@ -273,7 +285,7 @@ def recipe_layers(
         )
     ]
     if sources_values:
-        layers.append(Layer(RECIPE_VARS_SOURCES, sources_values, templated=True))
+        layers.append(Layer(RECIPE_VARS_SOURCES, sources_values, templated=False))
     for group in groups:
         values = recipe.group_vars.get(group)
         if values is not None:
@@ -302,8 +314,19 @@ def recipe_layers(
 
 
 def inventory_layers(raw: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Layer]:
-    """Layers from ``Inventory.var_layers(host)`` (name, mapping) pairs."""
-    return [Layer(name, values, templated=True, positions=None) for name, values in raw]
+    """Layers from ``Inventory.var_layers(host)`` (name, mapping) pairs.
+
+    A :class:`DataVars` mapping gives an untemplated layer.
+    """
+    return [
+        Layer(
+            name,
+            values,
+            templated=not isinstance(values, DataVars),
+            positions=None,
+        )
+        for name, values in raw
+    ]
 
 
 def explain_layers(layers: Sequence[Layer], var: str) -> Explanation:
