@@ -187,7 +187,9 @@ def lookup_credential(header: str) -> Optional[AuthedHost]:
     if parts is None:
         return None
     name, secret = parts
-    row = db.execute_sql(_lookup_sql(), (name,)).fetchone()
+    cursor = db.execute_sql(_lookup_sql(), (name,))
+    row = cursor.fetchone()
+    cursor.close()  # ends SQLite's read transaction before any write
     if row is None:
         check_secret(secret, None)
         return None
@@ -637,6 +639,15 @@ def _statements() -> dict[str, str]:
     return found
 
 
+def _write_transaction() -> Any:
+    """A transaction that takes SQLite's write lock at once (no upgrade races)."""
+    import peewee as pw
+
+    if isinstance(db.obj, pw.SqliteDatabase):
+        return db.obj.atomic("IMMEDIATE")
+    return db.atomic()
+
+
 def store_report(report: Any, stored: dict[str, Any], host: str) -> bool:
     """Insert the run, its recipes and tasks, the host status and hook deliveries.
 
@@ -674,7 +685,7 @@ def store_report(report: Any, stored: dict[str, Any], host: str) -> bool:
         report.error,
     )
     try:
-        with db.atomic():
+        with _write_transaction():
             cursor = db.execute_sql(sql["run"], run_values)
             run_id = cursor.fetchone()[0] if is_postgres() else cursor.lastrowid
             recipe_rows = []
