@@ -591,36 +591,25 @@ def main() -> None:
         print("peers: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
 
     results: dict[str, dict[int, dict[str, Any]]] = {}
+    failures: list[str] = []
     base = Path(tempfile.mkdtemp(prefix="tenfra-bench-converged-"))
     try:
         for n, key in plan:
             work = base / f"{key}-{n}"
             work.mkdir()
             repeat = ansible_repeat if key == "ansible" else args.repeat
-            agent = None
-            if key == "tenfra":
-                tool = tenfra_tool(work, n)
-            elif key == "agent":
-                agent = AgentPath(work, n)
-                tool = agent.tool()
-            elif key == "ansible":
-                tool = ansible_tool(work, n)
-            elif key == "pyinfra":
-                tool = pyinfra_tool(work, n)
-            else:
-                raise BenchError(f"unknown tool {key!r}")
+            started = time.monotonic()
             try:
-                started = time.monotonic()
-                row = bench_tool(tool, repeat)
-            finally:
-                if agent is not None:
-                    agent.close()
-            row["resources"] = 2 * n + 2
-            row["repeat"] = repeat
+                row, name = bench_one(key, work, n, repeat)
+            except BenchError as exc:
+                # One broken configuration must not cost the others' results.
+                failures.append(f"N={n} {key}: {exc}")
+                print(f"N={n:<4} {key}: FAILED: {exc}", flush=True)
+                continue
             row["load"] = loadavg()
-            results.setdefault(tool.name, {})[n] = row
+            results.setdefault(name, {})[n] = row
             print(
-                f"N={n:<4} {tool.name:<26} wall {fmt_seconds(row['wall']):>9}  "
+                f"N={n:<4} {name:<26} wall {fmt_seconds(row['wall']):>9}  "
                 f"cpu {fmt_seconds(row['cpu']):>9}  ({repeat} runs, "
                 f"{time.monotonic() - started:.0f} s, load {row['load'][0]})",
                 flush=True,
@@ -629,7 +618,35 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
-    report(results, sizes, info, versions)
+    report(results, sizes, info, versions, failures)
+    if failures:
+        raise BenchError(
+            f"{len(failures)} configuration(s) failed:\n" + "\n".join(failures)
+        )
+
+
+def bench_one(key: str, work: Path, n: int, repeat: int) -> tuple[dict[str, Any], str]:
+    """Set up tool ``key`` for N, measure it; returns its row and display name."""
+    agent = None
+    if key == "tenfra":
+        tool = tenfra_tool(work, n)
+    elif key == "agent":
+        agent = AgentPath(work, n)
+        tool = agent.tool()
+    elif key == "ansible":
+        tool = ansible_tool(work, n)
+    elif key == "pyinfra":
+        tool = pyinfra_tool(work, n)
+    else:
+        raise BenchError(f"unknown tool {key!r}")
+    try:
+        row = bench_tool(tool, repeat)
+    finally:
+        if agent is not None:
+            agent.close()
+    row["resources"] = 2 * n + 2
+    row["repeat"] = repeat
+    return row, tool.name
 
 
 def report(
@@ -637,6 +654,7 @@ def report(
     sizes: list[int],
     info: dict[str, Any],
     versions: dict[str, str],
+    failures: list[str],
 ) -> None:
     columns = sorted({n for by_n in results.values() for n in by_n})
     header = ["tool"] + [f"N={n} wall / cpu" for n in columns]
@@ -741,6 +759,7 @@ def report(
             "fits": {k: {"slope": s, "intercept": i} for k, (s, i) in fits.items()},
             "ratios": {k: {str(n): v for n, v in d.items()} for k, d in ratios.items()},
             "verdicts": verdicts,
+            "failures": failures,
             "loadEnd": loadavg(),
         },
     )
