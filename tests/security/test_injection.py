@@ -41,7 +41,8 @@ def _recipe(target: Path) -> str:
         tasks.append(
             f"  - write: {{dest: {target}/{name}.txt, format: raw, "
             f'value: "${{{{ {name} }}}}"}}\n'
-            f"  - exec: {{argv: [/bin/sh, -c, 'printf %s \"$1\" > {target}/{name}.argv',"
+            "  - exec: {argv: [/bin/sh, -c, "
+            f"'printf %s \"$1\" > {target}/{name}.argv',"
             f' sh, "${{{{ {name} }}}}"]}}\n'
             f'  - shell: "printf %s ${{{{ {name} | quote }}}} > {target}/{name}.sh"\n'
         )
