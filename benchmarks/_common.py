@@ -240,12 +240,18 @@ def describe_machine(info: dict[str, Any]) -> str:
 
 
 def save_results(name: str, data: dict[str, Any]) -> Path:
-    """Write ``data`` to .state/bench/results/NAME.json (atomically)."""
+    """Write ``data`` to .state/bench/results/NAME.json (atomically).
+
+    A copy named after the time (NAME-YYYYmmdd-HHMMSS.json) keeps earlier runs.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=2, sort_keys=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     path = RESULTS / f"{name}.json"
-    temp = path.with_suffix(".json.tmp")
-    temp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(temp, path)
+    for target in (RESULTS / f"{name}-{stamp}.json", path):
+        temp = target.with_suffix(".json.tmp")
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, target)
     return path
 
 
