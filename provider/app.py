@@ -111,6 +111,10 @@ class ProviderState:
             self._stop.wait(interval)
 
 
+# Paths authenticated without the admin session (bearer credentials or none).
+_SESSIONLESS = ("/api/", "/healthz", "/readyz", "/metrics")
+
+
 def _session_interface() -> Any:
     """Flask's signed-cookie sessions, opened only where a login can matter.
 
@@ -121,7 +125,7 @@ def _session_interface() -> Any:
 
     class AdminSessions(SecureCookieSessionInterface):
         def open_session(self, app: Flask, request: Any) -> Any:
-            if not request.path.startswith(("/admin", "/bootstrap")):
+            if request.path.startswith(_SESSIONLESS):
                 return self.null_session_class()
             return super().open_session(app, request)
 
@@ -193,7 +197,7 @@ def create_app(config: ProviderConfig, *, background: bool = False) -> Flask:
         # Plugin blueprints are served to logged-in administrators only,
         # unless the plugin allow-listed the endpoint.
         if request.blueprint in registry and request.endpoint not in anonymous:
-            admin.require_admin()
+            return admin.require_admin()
         return None
 
     @app.teardown_request

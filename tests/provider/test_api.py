@@ -383,3 +383,10 @@ def test_metrics(provider: Any, writer: Any) -> None:
     assert _metric(text, "tenfra_release_latest_sequence") == [
         "tenfra_release_latest_sequence 1"
     ]
+
+
+def test_metrics_token(make_provider: Any) -> None:
+    provider = make_provider(metrics={"token": "scrape-me"})
+    assert provider.client.get("/metrics").status_code == 401
+    assert provider.get("/metrics", "wrong").status_code == 401
+    assert provider.get("/metrics", "scrape-me").status_code == 200

@@ -170,3 +170,37 @@ def test_host_credentials_do_not_open_the_admin_ui(fleet: dict[str, Any]) -> Non
     provider = fleet["provider"]
     assert provider.get("/admin/", fleet["a"]).status_code == 403
     assert provider.get("/admin/hosts/web-a", fleet["a"]).status_code == 403
+
+
+class _BlueprintPlugin:
+    """A third-party plugin adding provider pages (one of them public)."""
+
+    def tenfra_add_provider_blueprints(self, registry: Any) -> None:
+        from flask import Blueprint
+
+        blueprint = Blueprint("extra", __name__, url_prefix="/extra")
+        blueprint.add_url_rule("/report", "report", lambda: "inventory report")
+        blueprint.add_url_rule("/badge", "badge", lambda: "badge")
+        registry.add_provider_blueprint(blueprint)
+        registry.allow_anonymous("extra.badge")
+
+
+def test_plugin_blueprints_are_behind_the_login(make_provider: Any) -> None:
+    from tenfra import hookimpl
+    from tenfra.pluginmanager import get_plugin_manager
+
+    plugin = _BlueprintPlugin()
+    hookimpl(_BlueprintPlugin.tenfra_add_provider_blueprints)
+    manager = get_plugin_manager()
+    manager.pm.register(plugin, name="test-blueprints")
+    manager._registries.clear()
+    try:
+        provider = make_provider()
+        credential = provider.enroll("web-1")
+        assert provider.client.get("/extra/report").status_code == 401
+        assert provider.get("/extra/report", credential).status_code == 403
+        assert provider.client.get("/extra/badge").status_code == 200
+        assert "extra.badge" in provider.app.config["TENFRA_ANONYMOUS"]
+    finally:
+        manager.pm.unregister(name="test-blueprints")
+        manager._registries.clear()
