@@ -100,7 +100,7 @@ class Agent:
     def __init__(self, demo: Demo, host: str) -> None:
         self.demo = demo
         self.host = host
-        self.container = f"tenfra-demo-{host}"
+        self.container = f"{demo.prefix}{host}"
         self.state_dir = demo.state / "agents" / host
         self.log = demo.state / "logs" / f"agent-{host}.log"
         self.daemon: Optional[subprocess.Popen[bytes]] = None
@@ -140,7 +140,7 @@ class Agent:
                     "--hostname",
                     self.host,
                     "--label",
-                    f"{LABEL}={demo.run_id}",
+                    f"{demo.label}={demo.run_id}",
                     "--network",
                     CONTAINER_NETWORK,
                     "-v",
@@ -240,8 +240,14 @@ class Demo:
         hosts: Sequence[str],
         run_tests: bool,
         port: Optional[int] = None,
+        examples: Path = EXAMPLES,
+        prefix: str = "tenfra-demo-",
+        label: str = LABEL,
     ) -> None:
         self.state = state
+        self.examples = examples
+        self.prefix = prefix
+        self.label = label
         self.mode = mode
         self.run_tests = run_tests
         self.run_id = secrets.token_hex(4)
@@ -302,7 +308,6 @@ class Demo:
     # -- the steps -------------------------------------------------------------------
 
     def prepare(self) -> None:
-        remove_leftovers(self.state)
         if self.state.exists():
             shutil.rmtree(self.state)
         for folder in (self.state, self.state / "logs", self.keys):
@@ -317,20 +322,22 @@ class Demo:
             argv += ["--runner", "local"]
         argv += ["--junit-xml", str(self.state / "logs" / "junit.xml")]
         say("  $ " + " ".join(["tenfra", *argv[3:]]))
-        self.run(argv, what="the recipe tests", cwd=EXAMPLES, stream=True)
+        self.run(argv, what="the recipe tests", cwd=self.examples, stream=True)
 
     def compile(self) -> str:
-        self.run(
-            [*TENFRA, "keygen", "-o", str(self.private_key)],
-            what="creating the signing key",
-        )
+        """Compile the examples into the next release; the first call makes the key."""
+        if not self.private_key.exists():
+            self.run(
+                [*TENFRA, "keygen", "-o", str(self.private_key)],
+                what="creating the signing key",
+            )
         argv = [
             *TENFRA,
             "compile",
             "--inventory",
-            str(EXAMPLES / "inventory.yaml"),
+            str(self.examples / "inventory.yaml"),
             "--recipes",
-            str(EXAMPLES / "recipes"),
+            str(self.examples / "recipes"),
             "--out",
             str(self.releases),
             "--signing-key",
@@ -393,7 +400,7 @@ class Demo:
         log.close()
         (self.state / "provider.pid").write_text(f"{self.provider.pid}\n")
         self._wait_ready()
-        self._wait_release(self.release_name)
+        self.wait_release(self.release_name)
         say(f"  serving {self.url} (log: {self._short(self.state / 'logs')})")
 
     def _wait_ready(self, timeout: float = 60.0) -> None:
@@ -420,7 +427,7 @@ class Demo:
             "s; its log says:\n" + self.provider_log_tail()
         )
 
-    def _wait_release(self, name: str, timeout: float = 60.0) -> None:
+    def wait_release(self, name: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if name in self.releases_known():
@@ -687,6 +694,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     total = 6
     started = time.monotonic()
     try:
+        remove_leftovers(demo.state)
         demo.prepare()
         say(
             f"tenfra demo: {len(hosts)} hosts ({', '.join(hosts)}), agents in "
