@@ -390,3 +390,23 @@ def test_metrics_token(make_provider: Any) -> None:
     assert provider.client.get("/metrics").status_code == 401
     assert provider.get("/metrics", "wrong").status_code == 401
     assert provider.get("/metrics", "scrape-me").status_code == 200
+
+
+def test_storage_outage_keeps_polls_working(
+    provider: Any, writer: Any, release_dir: Any
+) -> None:
+    import shutil
+
+    writer.publish({"web-1": {"a": b"1"}})
+    provider.scan()
+    credential = provider.enroll("web-1")
+    etag = provider.get("/api/v1/release", credential).headers["ETag"]
+    shutil.rmtree(release_dir)  # storage gone (or unreachable)
+    poll = provider.get("/api/v1/release", credential, headers={"If-None-Match": etag})
+    assert poll.status_code == 304
+    bundle = provider.get("/api/v1/bundle", credential)
+    assert bundle.status_code == 503
+    assert "missing from the release storage" in bundle.get_json()["error"]
+    assert provider.report(credential, "web-1").status_code == 201
+    ready = provider.client.get("/readyz")
+    assert ready.status_code == 200
