@@ -7,7 +7,8 @@
 #   scripts/demo.sh --no-wait     stop after the summary (also TENFRA_DEMO_NO_WAIT=1)
 #   scripts/demo.sh --help        every option
 #
-# TENFRA_DEMO_SKIP_SETUP=1 skips scripts/setup.sh (when it already ran).
+# TENFRA_DEMO_SKIP_SETUP=1 skips scripts/setup.sh (when it already ran);
+# TENFRA_DEMO_PYTHON picks the interpreter with tenfra installed (default .venv).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,4 +25,4 @@ if [ "${TENFRA_DEMO_SKIP_SETUP:-0}" != 1 ]; then
     fi
 fi
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/.state/containers.conf}"
-exec "$ROOT/.venv/bin/python" "$ROOT/scripts/demo.py" "$@"
+exec "${TENFRA_DEMO_PYTHON:-$ROOT/.venv/bin/python}" "$ROOT/scripts/demo.py" "$@"
