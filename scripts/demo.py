@@ -507,31 +507,31 @@ class Demo:
     def summary(self, codes: dict[str, int]) -> bool:
         statuses = self.statuses()
         header = ("HOST", "WHERE", "STATUS", "CHANGED", "FAILED", "RELEASE")
-        rows = [header]
+        table: list[tuple[str, ...]] = [header]
         ok = True
         for agent in self.agents:
-            row = statuses.get(agent.host)
+            status = statuses.get(agent.host)
             where = "container" if self.mode == "podman" else "sandbox"
-            if row is None:
+            if status is None:
                 ok = False
-                rows.append((agent.host, where, "no report", "-", "-", "-"))
+                table.append((agent.host, where, "no report", "-", "-", "-"))
                 continue
-            if row["status"] == "failed" or codes.get(agent.host, 0) != 0:
+            if status["status"] == "failed" or codes.get(agent.host, 0) != 0:
                 ok = False
-            rows.append(
+            table.append(
                 (
                     agent.host,
                     where,
-                    str(row["status"]),
-                    str(row["changed"]),
-                    str(row["failed"]),
-                    f"{row['release']} #{row['sequence']}",
+                    str(status["status"]),
+                    str(status["changed"]),
+                    str(status["failed"]),
+                    f"{status['release']} #{status['sequence']}",
                 )
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        widths = [max(len(r[i]) for r in table) for i in range(len(header))]
         say()
-        for row in rows:
-            say("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        for line in table:
+            say("  " + "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
         if not ok:
             say(
                 "\n  Some hosts did not converge; their agent output is in "

@@ -95,7 +95,7 @@ def latest_runs(demo: Any) -> dict[str, dict[str, Any]]:
 
 
 def agent_log(demo: Any, host: str) -> str:
-    path = demo.state / "logs" / f"agent-{host}.log"
+    path: Path = demo.state / "logs" / f"agent-{host}.log"
     return path.read_text(encoding="utf-8", errors="replace")[-4000:]
 
 
