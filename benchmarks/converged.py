@@ -468,6 +468,54 @@ PHASES = (
 )
 
 
+PHASE_DRIVER = """
+import json, sys, time
+from pathlib import Path
+clock = time.process_time
+out = {}
+t = clock()
+import tenfra.engine, tenfra.recipe
+out["import engine and recipe modules"] = clock() - t
+t = clock()
+from tenfra.pluginmanager import get_plugin_manager
+get_plugin_manager()
+out["plugin manager (entry points)"] = clock() - t
+recipes, state, ids = Path(sys.argv[1]), Path(sys.argv[2]), ["bench"]
+from tenfra.yamlio import load_yaml
+text = (recipes / "bench" / "main.yaml").read_text()
+t = clock()
+load_yaml(text, "main.yaml")
+out["YAML parse alone (ruamel)"] = clock() - t
+t = clock()
+recipe_set = tenfra.recipe.RecipeSet(recipes)
+recipe_set.closure(ids)
+out["recipe load (YAML + model)"] = clock() - t
+t = clock()
+tenfra.engine.run_recipes(recipe_set, ids, host="h", state_dir=state)
+out["engine, first converged run"] = clock() - t
+t = clock()
+tenfra.engine.run_recipes(recipe_set, ids, host="h", state_dir=state)
+out["engine, second run in-process"] = clock() - t
+print(json.dumps(out))
+"""
+
+
+def phase_times(work: Path, n: int) -> dict[str, float]:
+    """CPU seconds of each phase of a converged run, measured without a profiler."""
+    tool = tenfra_tool(work, n)
+    tool.run_once(check=False)
+    recipes = work / "repo" / "recipes"
+    sample = measure(
+        [sys.executable, "-c", PHASE_DRIVER, str(recipes), str(work / "state")],
+        env=tool.env,
+        cwd=work,
+    )
+    if sample.returncode != 0:
+        raise BenchError(f"the phase driver failed:\n{sample.stderr[-2000:]}")
+    times: dict[str, float] = json.loads(sample.stdout)
+    return times
+
+
 def profile_tenfra(work: Path, n: int) -> dict[str, float]:
     """cProfile one converged ``tenfra run`` of N; the phases' share of its time."""
     import pstats
@@ -567,7 +615,17 @@ def main() -> None:
         )
         for label, share in shares.items():
             print(f"  {share:5.1f}%  {label}")
-        save_results(f"converged_profile_{args.profile}", shares)
+        work = Path(tempfile.mkdtemp(prefix="tenfra-bench-profile-"))
+        try:
+            times = phase_times(work, args.profile)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"CPU time per phase, without the profiler (N={args.profile}):")
+        for label, seconds in times.items():
+            print(f"  {seconds * 1000:7.1f} ms  {label}")
+        save_results(
+            f"converged_profile_{args.profile}", {"shares": shares, "cpu": times}
+        )
         return
     sizes = [10, 100, 200] if args.full else [10, 100]
     if args.sizes:
