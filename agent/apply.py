@@ -57,6 +57,7 @@ class Outcome:
     failed: bool = False
     delivered: int = 0
     pending: int = 0
+    lost: list[str] = attrs.Factory(list)  # reports neither spooled nor sent
     error: Optional[str] = None
 
     def summary(self) -> str:
@@ -70,6 +71,12 @@ class Outcome:
         if not self.reached:
             parts.append(f"provider unreachable ({self.error})")
         parts.append(f"{self.delivered} report(s) delivered, {self.pending} pending")
+        if self.lost:
+            parts.append(
+                f"{len(self.lost)} report(s) lost: they could not be written to the "
+                "spool (see the error above) nor sent; free space in the agent's "
+                "state directory"
+            )
         return "; ".join(parts)
 
 
@@ -95,6 +102,7 @@ class Agent:
         self._client = client
         self.stopper = stopper
         self.spool = Spool(state.spool)
+        self._outcome: Optional[Outcome] = None
 
     @property
     def client(self) -> ProviderClient:
@@ -191,6 +199,7 @@ class Agent:
     def cycle(self, *, force: bool = False, wait_lock: float = 0.0) -> Outcome:
         """Deliver spooled reports, poll, verify and apply; one run at a time."""
         outcome = Outcome()
+        self._outcome = outcome
         with RunLock(self.state.root / "lock", wait=wait_lock):
             self._deliver(outcome)
             current = self.state.pointer(CURRENT)
@@ -405,9 +414,40 @@ class Agent:
         self.state.prune_releases()
 
     def _spool(self, report: RunReport) -> None:
+        """Spool ``report``; when the spool cannot be written (disk full, read-
+        only), send it at once instead, and say so loudly if that fails too."""
         from tenfra.report import report_to_json
 
-        self.spool.add(report_to_json(report))
+        data = report_to_json(report)
+        try:
+            self.spool.add(data)
+            return
+        except (OSError, TenfraError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+        logger.error(
+            "cannot write report %s to the spool %s (%s); sending it directly",
+            report.id,
+            self.spool.folder,
+            reason,
+        )
+        try:
+            self.client.post_report(data, report.id)
+        except TenfraError as exc:
+            logger.error(
+                "report %s of host %s is lost: the spool %s cannot be written (%s) "
+                "and the provider did not take it (%s); free space there.",
+                report.id,
+                self.config.host,
+                self.spool.folder,
+                reason,
+                exc,
+            )
+            if self._outcome is not None:
+                self._outcome.lost.append(report.id)
+            return
+        if self._outcome is not None:
+            self._outcome.delivered += 1
+        logger.warning("report %s was delivered without spooling it", report.id)
 
     def _save_last_run(self, report: RunReport, name: Optional[str]) -> None:
         """Record the run for ``status``; ``name`` is None for a rejection, which

@@ -171,9 +171,10 @@ def run(ctx: click.Context, once: bool, force: bool) -> None:
     Without --once the agent runs until SIGTERM: it polls every interval plus
     a random splay, backs off when the provider is unreachable, and applies
     the current release again every repair interval.  With --once the exit
-    code says what happened: 0 applied or nothing to do, 1 a recipe failed,
-    4 the release was rejected, 5 the provider was unreachable and no release
-    was applied.
+    code says what happened: 0 applied or nothing to do, 1 a recipe failed
+    or a report was lost (its spool could not be written and the provider was
+    unreachable), 4 the release was rejected, 5 the provider was unreachable
+    and no release was applied.
     """
     from tenfra.agent.apply import Agent
     from tenfra.agent.loop import Stopper
@@ -191,7 +192,7 @@ def run(ctx: click.Context, once: bool, force: bool) -> None:
             click.echo(outcome.summary())
             if outcome.rejected:
                 sys.exit(EXIT_VERIFY)
-            if outcome.failed:
+            if outcome.failed or outcome.lost:
                 sys.exit(EXIT_FAILED)
             if not outcome.reached and not outcome.applied:
                 sys.exit(EXIT_UNAVAILABLE)
