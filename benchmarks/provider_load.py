@@ -451,7 +451,7 @@ def herd_scenario(
         buckets[int(began)] = buckets.get(int(began), 0) + 1
     latencies = [r[1] * 1000 for r in served]
     steady = len(credentials) / (interval + splay / 2)
-    result = {
+    result: dict[str, Any] = {
         "agents": len(credentials),
         "outage_s": outage,
         "interval_s": interval,
@@ -514,7 +514,11 @@ def hot_spots(
         )
     own = sorted(rows, key=lambda r: r["own_pct"], reverse=True)[:limit]
     ours = sorted(
-        (r for r in rows if r["where"].startswith(("core/", "provider/", "agent/"))),
+        (
+            r
+            for r in rows
+            if str(r["where"]).startswith(("core/", "provider/", "agent/"))
+        ),
         key=lambda r: r["cumulative_pct"],
         reverse=True,
     )[:limit]
