@@ -752,32 +752,49 @@ def bench_database(  # noqa: PLR0917
 def mixed_load(
     provider: Provider, hosts_file: Path, report_file: Path, duration: float
 ) -> dict[str, Any]:
-    """1,000 polls/s and 300 report posts/s at once, paced by wrk's delay()."""
-    poll_conns, report_conns = 20, 6
-    results: dict[str, Any] = {}
+    """1,000 polls/s and 300 report posts/s at once, paced by wrk's delay().
 
-    def drive(kind: str, conns: int, rate: float) -> None:
-        results[kind] = wrk(
-            provider.url,
-            mode="poll" if kind == "polls" else "report",
-            hosts_file=hosts_file,
-            report_file=report_file if kind == "reports" else None,
-            duration=duration,
-            connections=conns,
-            threads=1,
-            delay_ms=round(conns * 1000 / rate),
-        )
+    wrk waits ``delay`` before each request on a connection, so a connection's
+    cycle is delay + latency.  A 3-second calibration run measures the
+    latency part and shortens the delays so that the two wrk processes offer
+    the target rates; when the delay reaches 0 and the rate is still short,
+    the server cannot take that load and the achieved rate says so.
+    """
+    plan = {"polls": (32, TARGET_POLLS), "reports": (16, TARGET_REPORTS)}
+    delays = {kind: conns * 1000 / rate for kind, (conns, rate) in plan.items()}
 
-    workers = [
-        threading.Thread(target=drive, args=("polls", poll_conns, TARGET_POLLS)),
-        threading.Thread(target=drive, args=("reports", report_conns, TARGET_REPORTS)),
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    def run_pair(seconds: float) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+
+        def drive(kind: str) -> None:
+            conns, _ = plan[kind]
+            results[kind] = wrk(
+                provider.url,
+                mode="poll" if kind == "polls" else "report",
+                hosts_file=hosts_file,
+                report_file=report_file if kind == "reports" else None,
+                duration=seconds,
+                connections=conns,
+                threads=1,
+                delay_ms=max(0, round(delays[kind])),
+            )
+
+        workers = [threading.Thread(target=drive, args=(kind,)) for kind in plan]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return results
+
+    trial = run_pair(3.0)
+    for kind, (conns, rate) in plan.items():
+        achieved = max(trial[kind]["rate"], 1.0)
+        latency_part = conns * 1000 / achieved - max(0, round(delays[kind]))
+        delays[kind] = max(0.0, conns * 1000 / rate - latency_part)
+    results = run_pair(duration)
     check_statuses(results["polls"], "304", "paced polls")
     check_statuses(results["reports"], "201", "paced report posts")
+    results["delays_ms"] = {kind: round(d) for kind, d in delays.items()}
     return results
 
 
@@ -824,7 +841,7 @@ def main() -> None:
         hosts_file = work / "bare-source.txt"
         hosts_file.write_text("".join(f"{h} x{'0' * 30} x\n" for h in hosts))
         bare = bare_route(work, args.workers, hosts_file, args.duration)
-        results["bare"] = bare
+        results["bare_runs"] = [bare]
         print(f"[bare Flask 304] {summary(bare)}", flush=True)
         for db in args.db.split(","):
             url = None
@@ -835,6 +852,12 @@ def main() -> None:
             elif db != "sqlite":
                 raise BenchError(f"--db: unknown database {db!r}")
             results[db] = bench_database(db, url, work, release_url, hosts, args)
+        # The load of a shared machine drifts: the bare route runs again at
+        # the end, and the faster of its two runs is the yardstick.
+        again = bare_route(work, args.workers, hosts_file, args.duration)
+        results["bare_runs"].append(again)
+        print(f"[bare Flask 304, again] {summary(again)}", flush=True)
+        results["bare"] = max(results["bare_runs"], key=lambda r: r["rate"])
     finally:
         if postgres is not None:
             postgres.stop()
@@ -848,7 +871,7 @@ def report(results: dict[str, Any], info: dict[str, Any], args: Any) -> None:
     rows = [["scenario", "rate", "p50", "p99", "target", "verdict"]]
     rows.append(
         [
-            f"bare Flask 304, gunicorn {args.workers} workers",
+            f"bare Flask 304, gunicorn {args.workers} workers (faster of 2 runs)",
             f"{bare['rate']:.0f}/s",
             f"{ms(bare['latency_us']['p50']):.1f} ms",
             f"{ms(bare['latency_us']['p99']):.1f} ms",
@@ -862,19 +885,20 @@ def report(results: dict[str, Any], info: dict[str, Any], args: Any) -> None:
             continue
         r = results[db]
         pairs = [
-            ("polls (saturation)", r["polls"], TARGET_POLLS, None),
-            ("report posts (saturation)", r["reports"], TARGET_REPORTS, None),
-            ("polls at 1,000/s + reports", r["mixed"]["polls"], None, TARGET_P99_MS),
-            ("reports at 300/s + polls", r["mixed"]["reports"], None, TARGET_P99_MS),
+            ("polls (saturation)", r["polls"], TARGET_POLLS, False),
+            ("report posts (saturation)", r["reports"], TARGET_REPORTS, False),
+            ("polls at 1,000/s + reports", r["mixed"]["polls"], TARGET_POLLS, True),
+            ("reports at 300/s + polls", r["mixed"]["reports"], TARGET_REPORTS, True),
         ]
-        for label, res, rate_target, p99_target in pairs:
+        for label, res, rate_target, paced in pairs:
             p99 = ms(res["latency_us"]["p99"])
-            if rate_target is not None:
+            if not paced:
                 target = f">= {rate_target:.0f}/s"
                 ok = res["rate"] >= rate_target
             else:
-                target = f"p99 < {p99_target:.0f} ms"
-                ok = p99 < (p99_target or 0)
+                # The p99 counts only if the offered load was (nearly) reached.
+                target = f"p99 < {TARGET_P99_MS:.0f} ms at >= {0.9 * rate_target:.0f}/s"
+                ok = p99 < TARGET_P99_MS and res["rate"] >= 0.9 * rate_target
             rows.append(
                 [
                     f"{db}: {label}",
