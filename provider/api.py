@@ -94,6 +94,37 @@ def _reject_constant(name: str) -> Any:
     raise ApiError(400, f"The JSON body contains {name}, which is not valid JSON.")
 
 
+def _read_body(limit: int) -> bytes:
+    """At most ``limit`` bytes of the body, or 413: never a truncated body.
+
+    A chunked body has no length to check up front, so this reads at most
+    ``limit + 1`` bytes from the stream and refuses the request if there are more.
+    """
+    from werkzeug.exceptions import RequestEntityTooLarge
+    from werkzeug.wsgi import get_input_stream
+
+    too_large = ApiError(
+        413,
+        f"The request body is larger than the provider's limit of {limit} bytes "
+        f"(limits.maxBody); send less at once.",
+    )
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        stream = get_input_stream(request.environ, max_content_length=limit + 1)
+        while size <= limit:
+            chunk = stream.read(min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if size > limit:
+        raise too_large
+    return b"".join(chunks)
+
+
 def json_body() -> dict[str, Any]:
     """The request's JSON object, parsed strictly (no duplicates, no NaN)."""
     mimetype = request.mimetype
@@ -110,9 +141,7 @@ def json_body() -> dict[str, Any]:
             f"The request body has {request.content_length} bytes, more than the "
             f"provider's limit of {limit} (limits.maxBody); send less at once.",
         )
-    raw = request.get_data(cache=False)
-    if len(raw) > limit:
-        raise ApiError(413, f"The request body is larger than {limit} bytes.")
+    raw = _read_body(limit)
     try:
         data = json.loads(
             raw.decode("utf-8"),

@@ -1,0 +1,34 @@
+"""Body limits on the agent API hold for bodies without a length, and deep JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+
+def _chunked(provider: Any, path: str, credential: str, body: bytes) -> Any:
+    # No Content-Length, as a chunked request arrives from gunicorn.
+    return provider.client.post(
+        path,
+        headers={
+            "Authorization": f"Bearer {credential}",
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+        input_stream=io.BytesIO(body),
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_chunked_body_over_the_limit_is_413(make_provider: Any) -> None:
+    provider = make_provider(limits={"maxBody": "64KiB"})
+    credential = provider.enroll("web-1")
+    big = json.dumps({"facts": {"blob": "x" * 70000}}).encode()
+    for path in ("/api/v1/facts", "/api/v1/logs", "/api/v1/reports"):
+        answer = _chunked(provider, path, credential, big)
+        assert answer.status_code == 413, (path, answer.get_json())
+        assert "limits.maxBody" in answer.get_json()["error"]
+    small = json.dumps({"facts": {"a": 1}}).encode()
+    exact = small.ljust(64 * 1024)  # exactly the limit: accepted, not truncated
+    assert _chunked(provider, "/api/v1/facts", credential, exact).status_code == 200
