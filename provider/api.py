@@ -150,6 +150,10 @@ def json_body() -> dict[str, Any]:
         )
     except UnicodeDecodeError:
         raise ApiError(400, "The body is not UTF-8 text.") from None
+    except RecursionError:
+        raise ApiError(
+            400, "The JSON body is nested too deeply; send a flatter document."
+        ) from None
     except ValueError as exc:
         raise ApiError(400, f"The body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):

@@ -32,3 +32,13 @@ def test_chunked_body_over_the_limit_is_413(make_provider: Any) -> None:
     small = json.dumps({"facts": {"a": 1}}).encode()
     exact = small.ljust(64 * 1024)  # exactly the limit: accepted, not truncated
     assert _chunked(provider, "/api/v1/facts", credential, exact).status_code == 200
+
+
+def test_deeply_nested_json_is_400(provider: Any) -> None:
+    credential = provider.enroll("web-1")
+    body = b'{"facts": ' + b"[" * 20000 + b"]" * 20000 + b"}"
+    answer = provider.post(
+        "/api/v1/facts", credential, data=body, content_type="application/json"
+    )
+    assert answer.status_code == 400, answer.get_json()
+    assert "nested too deeply" in answer.get_json()["error"]
