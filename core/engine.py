@@ -721,7 +721,7 @@ class Engine:
         if task.name is None:
             from tenfra.recipe import task_label
 
-            ctx.label = task_label(task.type, rendered)
+            ctx.label = task_label(task.type, rendered, self.masker.mask)
         try:
             return structure(
                 rendered,

@@ -20,7 +20,7 @@ import re
 import shlex
 import typing
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import attrs
 
@@ -494,7 +494,9 @@ class _Loader:
 
         task.vars_templated = has_template(task.vars)
         task.options = self.options(task, node[type_key], (*path, type_key))
-        task.label = task_label(type_key, task.options)
+        task.label = task_label(
+            type_key, task.options, _mask_all if task.sensitive else None
+        )
         return task
 
     def _unknown_task_key(self, key: str) -> str:
@@ -759,18 +761,32 @@ def nested_tasks(task: Task) -> list[Task]:
     return found
 
 
-def task_label(type_key: str, options: Any) -> str:
-    """A name for a task without ``name``: its type and its simple options."""
+def task_label(
+    type_key: str,
+    options: Any,
+    mask: Optional[Callable[[Optional[str]], Optional[str]]] = None,
+) -> str:
+    """A name for a task without ``name``: its type and its simple options.
+
+    ``mask`` hides secrets in each value before the label is shortened, so a
+    truncated secret can never escape the masking.
+    """
     if not isinstance(options, dict) or not options:
         return type_key
     parts = []
     for key, value in options.items():
         if isinstance(value, (str, int, float, bool)) and not isinstance(value, Task):
             text = str(value)
+            if mask is not None:
+                text = mask(text) or ""
             parts.append(f"{key}={text}")
     label = f"{type_key} " + " ".join(parts) if parts else type_key
     label = " ".join(label.split())
     return label if len(label) <= 60 else label[:57] + "..."
+
+
+def _mask_all(text: Optional[str]) -> str:
+    return "********"
 
 
 def _dotted(path: Sequence[PathItem]) -> str:

@@ -138,3 +138,47 @@ def test_the_cli_never_prints_the_secret(
         assert info.value.code == 1
         assert CANARY not in out.out + out.err
         assert "******** is wrong" in out.out + out.err
+
+
+def _prefixes(secret: str) -> list[str]:
+    return [secret[:n] for n in range(4, len(secret) + 1)]
+
+
+@pytest.mark.parametrize("templated", [True, False])
+def test_a_shortened_automatic_label_never_shows_part_of_a_secret(
+    kit: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    templated: bool,
+) -> None:
+    secret = "CorrectHorseBatteryStaple"
+    folder = Path("d" * 20)  # relative to tmp_path, the working folder
+    (tmp_path / folder).mkdir()
+    if templated:
+        task = 'write: {dest: DEST, value: "${{ db_password }}"}'
+    else:
+        task = f"write: {{dest: DEST, value: {secret}}}\n    sensitive: true"
+    kit.write(
+        "main",
+        f"""
+inputs:
+  db_password: {{type: string, sensitive: true}}
+tasks:
+  - {task.replace("DEST", str(folder / "db.txt"))}
+""",
+    )
+    state = str(kit.state)
+    for extra in ([], ["--json"]):
+        with pytest.raises(SystemExit) as info:
+            main(
+                [
+                    *("run", "main", "--host", "h", "--state-dir", state),
+                    *("-e", f"db_password={secret}", *extra),
+                ]
+            )
+        out = capsys.readouterr()
+        assert info.value.code == 0, out
+        shown = out.out + out.err
+        assert "value=********" in shown
+        assert not [p for p in _prefixes(secret) if p in shown]
+    assert (tmp_path / folder / "db.txt").read_text().strip() == secret
