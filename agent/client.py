@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import attrs
 
 from tenfra import __version__
-from tenfra.errors import TransportError
+from tenfra.errors import TransportError, VerificationError
 
 if TYPE_CHECKING:
     import urllib3
@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = f"tenfra-agent/{__version__}"
 MAX_BUNDLE = 256 * 1024 * 1024
+# The provider refuses to serve a bundle that does not match its manifest.
+BUNDLE_REFUSED = 409
 
 
 @attrs.frozen
@@ -170,7 +172,14 @@ class ProviderClient:
 
     def bundle(self) -> tuple[bytes, bytes]:
         """This host's bundle bytes and the (base64) signature header."""
-        response = self.request("GET", "/api/v1/bundle")
+        try:
+            response = self.request("GET", "/api/v1/bundle")
+        except TransportError as exc:
+            if exc.status == BUNDLE_REFUSED:
+                # The provider's stored bundle does not match its manifest:
+                # a rejected release, not an unreachable provider.
+                raise VerificationError(f"{exc}; it was rejected.") from None
+            raise
         signature = response.headers.get("X-Tenfra-Signature", "")
         data = response.data
         if len(data) > MAX_BUNDLE:

@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 import attrs
 from flask import Blueprint, Response, g, jsonify, request
 
-from tenfra.errors import ValidationError
+from tenfra.errors import ValidationError, VerificationError
 from tenfra.provider import releases
 from tenfra.provider.app import ApiError, state
 from tenfra.provider.auth import (
@@ -450,15 +450,31 @@ def release() -> Response:
     return response
 
 
+# The status that tells an agent its release was refused, not that the
+# provider is down: the stored bundle does not match the manifest's digest.
+BUNDLE_MISMATCH = 409
+
+
+def _checked_bundle(host: AuthedHost) -> tuple[bytes, str, list[str]]:
+    """The host's bundle from storage; 409 when it does not match the manifest."""
+    assert host.target_name is not None and host.target_digest is not None
+    try:
+        return state().storage.bundle(host.target_name, host.name, host.target_digest)
+    except VerificationError as exc:
+        logger.error("refusing to serve a bundle to %s: %s", host.name, exc)
+        raise ApiError(
+            BUNDLE_MISMATCH,
+            f"{exc} The provider refuses to serve it; republish the release.",
+        ) from None
+
+
 @blueprint.get("/bundle")
 def bundle() -> Response:
     """This host's current bundle, signature in ``X-Tenfra-Signature``."""
     host = authenticate()
     if host.target_name is None or host.target_digest is None:
         raise _no_release(host)
-    data, signature, _ = state().storage.bundle(
-        host.target_name, host.name, host.target_digest
-    )
+    data, signature, _ = _checked_bundle(host)
     response = Response(data, status=200, mimetype="application/json")
     response.headers["X-Tenfra-Signature"] = signature
     response.headers["X-Tenfra-Release"] = host.target_name
@@ -477,7 +493,7 @@ def asset(digest: str) -> Response:
     if host.target_name is None or host.target_digest is None:
         raise _no_release(host)
     storage = state().storage
-    _, _, assets = storage.bundle(host.target_name, host.name, host.target_digest)
+    _, _, assets = _checked_bundle(host)
     if digest not in assets:
         raise ApiError(
             403,

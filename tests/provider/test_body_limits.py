@@ -42,3 +42,17 @@ def test_deeply_nested_json_is_400(provider: Any) -> None:
     )
     assert answer.status_code == 400, answer.get_json()
     assert "nested too deeply" in answer.get_json()["error"]
+
+
+def test_a_bundle_not_matching_the_manifest_is_refused_with_409(
+    provider: Any, writer: Any, release_dir: Any
+) -> None:
+    published = writer.publish({"web-1": {"site.conf": b"port 8080\n"}})
+    provider.scan()
+    credential = provider.enroll("web-1")
+    path = release_dir / "releases" / published.name / "hosts" / "web-1.json"
+    path.write_bytes(path.read_bytes().replace(b"{", b"{ ", 1))
+    for url in ("/api/v1/bundle", "/api/v1/assets/" + "0" * 64):
+        answer = provider.get(url, credential)
+        assert answer.status_code == 409, answer.get_json()
+        assert "does not match the manifest" in answer.get_json()["error"]
