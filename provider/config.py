@@ -340,6 +340,19 @@ class ProviderConfig:
         return _finish(raw, data, source)
 
 
+def _bind_problem(bind: str) -> Optional[str]:
+    """What is wrong with a ``server.bind`` value, or None."""
+    if bind.startswith("unix:"):
+        return None
+    host, colon, port = bind.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return (
+            f"server.bind {bind!r} is not HOST:PORT with a port from 0 to 65535; "
+            "write e.g. 127.0.0.1:8080"
+        )
+    return None
+
+
 def _finish(raw: _RawConfig, root: Any, source: str) -> ProviderConfig:
     """Check values that need more than types, and resolve report hooks."""
 
@@ -369,6 +382,9 @@ def _finish(raw: _RawConfig, root: Any, source: str) -> ProviderConfig:
         )
     if raw.releases.history < 1:
         raise fail(("releases", "history"), "releases.history must be at least 1")
+    bind_problem = _bind_problem(raw.server.bind)
+    if bind_problem:
+        raise fail(("server", "bind"), bind_problem)
     key = raw.releases.public_key
     if key is not None and not Path(key).is_file():
         raise fail(

@@ -95,6 +95,8 @@ CASES = [
     ),
     ("releases: {url: x}\nlimits: {maxBody: lots}\n", "2:19", "expected a size"),
     ("releases: {url: x}\nredact: ['(']\n", "2:10", "not a valid regex"),
+    ("releases: {url: x}\nserver: {bind: '127.0.0.1:99999'}\n", "2:16", "0 to 65535"),
+    ("releases: {url: x}\nserver: {bind: 127.0.0.1}\n", "2:16", "not HOST:PORT"),
     ("releases: {url: x}\npublicUrl: ftp://x\n", "2:12", "must start with http"),
     (
         "releases: {url: x}\nhooks:\n  - type: webhook\n"
