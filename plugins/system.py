@@ -853,6 +853,8 @@ _CRON_SPECIAL = (
     "@hourly",
 )
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
+_CRON_BREAK = re.compile(r"[\r\n\0]")
+_CRON_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")
 
 
 @attrs.frozen(kw_only=True)
@@ -882,16 +884,21 @@ class CronOptions:
     )
 
     def __attrs_post_init__(self) -> None:
-        if not re.match(r"^[A-Za-z0-9_-]+$", self.name):
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
             raise ValueError(
                 f"cron job name {self.name!r} may only use letters, digits, '-' and '_'"
             )
         if self.state == "present" and not self.job:
             raise ValueError("state 'present' needs 'job', the command to run")
-        if self.job is not None and "\n" in self.job:
+        if self.job is not None and _CRON_BREAK.search(self.job):
             raise ValueError("'job' is one line; put a script in a file and call it")
+        if not _CRON_USER.fullmatch(self.user):
+            raise ValueError(
+                f"user {self.user!r} is not a user name; use letters, digits, "
+                "'_', '.' and '-' (at most 32, no spaces or '#')"
+            )
         fields = self.schedule.split()
-        if not (
+        if _CRON_BREAK.search(self.schedule) or not (
             (len(fields) == 1 and fields[0] in _CRON_SPECIAL)
             or (len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields))
         ):
@@ -899,9 +906,17 @@ class CronOptions:
                 f"schedule {self.schedule!r} is not a cron schedule; write five "
                 "fields like '*/5 * * * *' or a keyword like '@daily'"
             )
-        for key in self.env:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                raise ValueError(f"env name {key!r} is not a valid variable name")
+        for key, value in self.env.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(
+                    f"env name {key!r} is not a valid variable name; use letters, "
+                    "digits and '_', not starting with a digit"
+                )
+            if _CRON_BREAK.search(value):
+                raise ValueError(
+                    f"env value of {key} must be one line: it may not hold a line "
+                    "break or a NUL character"
+                )
 
 
 class Cron(ResourceType):
