@@ -26,8 +26,8 @@ bootstrap token, so each simulated agent has its own credential.  ``wrk``
    instant without splay.
 
 Alongside, in the same run, a bare Flask route returning 304
-(benchmarks/bare_app.py) under gunicorn with the same worker count gives the
-yardstick: poll cost / bare route cost is reported as a ratio.  wrk runs on
+(benchmarks/bare_app.py) under gunicorn with the provider's worker setup
+(threaded workers, keep-alive, the same count) gives the yardstick: poll cost / bare route cost is reported as a ratio.  wrk runs on
 the same cores as the server (2 threads, 32 connections).
 """
 
@@ -262,6 +262,15 @@ def bare_route(folder: Path, workers: int, hosts_file: Path, duration: float) ->
         proc = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
+                # The provider's own worker setup: threaded workers with
+                # keep-alive (gunicorn's default sync worker closes every
+                # connection, which would make the yardstick slower).
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "1",
+                "--keep-alive",
+                "5",
                 "--workers",
                 str(workers),
                 "--bind",
