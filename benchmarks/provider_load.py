@@ -27,8 +27,9 @@ bootstrap token, so each simulated agent has its own credential.  ``wrk``
 
 Alongside, in the same run, a bare Flask route returning 304
 (benchmarks/bare_app.py) under gunicorn with the provider's worker setup
-(threaded workers, keep-alive, the same count) gives the yardstick: poll cost / bare route cost is reported as a ratio.  wrk runs on
-the same cores as the server (2 threads, 32 connections).
+(threaded workers, keep-alive, the same count) gives the yardstick: poll
+cost / bare route cost is reported as a ratio.  wrk runs on the same cores
+as the server (2 threads, 32 connections).
 """
 
 from __future__ import annotations
