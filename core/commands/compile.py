@@ -14,6 +14,7 @@ from typing import Any, Optional
 import click
 
 from tenfra.errors import EXIT_FAILED, UsageError, UserError
+from tenfra.release import SEQUENCE_WIDTH
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,9 @@ def _progress(phase: str, done: int, total: int) -> None:
 )
 @click.option(
     "--sequence",
-    type=click.IntRange(min=1),
-    help="The release sequence (default: the latest sequence at --out plus one).",
+    type=click.IntRange(min=1, max=10**SEQUENCE_WIDTH - 1),
+    help="The release sequence, at most ten digits (default: the latest sequence "
+    "at --out plus one).",
 )
 @click.option(
     "--created",

@@ -179,6 +179,16 @@ def test_compile_usage_errors(
     assert not (repo / "out").exists()
 
 
+def test_sequence_longer_than_ten_digits_is_refused(repo: Path) -> None:
+    # Release folder names hold ten digits: a longer one would break the store.
+    done = tenfra(
+        "compile", "--out", "out", "--unsigned", "--sequence", "99999999999", cwd=repo
+    )
+    assert done.returncode == EXIT_USER
+    assert "99999999999 is not in the range 1<=x<=9999999999" in done.stderr
+    assert not (repo / "out").exists()
+
+
 def test_unsigned_compile_warns(repo: Path) -> None:
     done = tenfra(
         "compile",
