@@ -379,6 +379,7 @@ class Engine:
         plugin_manager: Any = None,
         facts: Optional[Mapping[str, Any]] = None,
         on_task: Optional[TaskCallback] = None,
+        raise_input_errors: bool = False,
     ) -> None:
         from tenfra.state import State
 
@@ -400,6 +401,7 @@ class Engine:
             facts if facts is not None else _make_facts(plugin_manager)
         )
         self.on_task = on_task
+        self.raise_input_errors = raise_input_errors
         self.masker = Masker()
         self._templar: Any = None
         self._instances: dict[type, Any] = {}
@@ -492,6 +494,9 @@ class Engine:
             self._prepare(run, given, location)
         except (UserError, TaskError) as exc:
             error = self.masker.mask(str(exc))
+            if self.raise_input_errors and depth == 0 and isinstance(exc, UserError):
+                # Bad inputs of a top recipe are the caller's mistake (exit 2).
+                raise UserError(error or str(exc)) from None
         if error is None:
             run.notified = self.state.pending_handlers(self.host, recipe.id)
             top = _Frame(run, depth=depth)
@@ -1036,6 +1041,7 @@ def run_recipes(
     plugin_manager: Any = None,
     facts: Optional[Mapping[str, Any]] = None,
     on_task: Optional[TaskCallback] = None,
+    raise_input_errors: bool = False,
 ) -> RunReport:
     """Run recipes for one host and return the run report.
 
@@ -1059,6 +1065,9 @@ def run_recipes(
         ``trusted_only`` resource types.
     :param on_task: Called with every task report as it finishes and its
         nesting depth (for progress output).
+    :param raise_input_errors: Raise a :class:`UserError` when the inputs or
+        vars sources of a recipe given in ``recipe_ids`` are wrong, instead of
+        reporting a failed recipe (the command line exits 2).
     """
     engine = Engine(
         recipe_set,
@@ -1075,5 +1084,6 @@ def run_recipes(
         plugin_manager=plugin_manager,
         facts=facts,
         on_task=on_task,
+        raise_input_errors=raise_input_errors,
     )
     return engine.run(recipe_ids, inputs=inputs)

@@ -268,13 +268,21 @@ def run(  # noqa: PLR0917  (click passes options as arguments)
 
     split_tags = [t.strip() for raw in tags for t in raw.split(",") if t.strip()]
 
-    def on_task(report: Any, depth: int) -> None:
-        if depth == 0 and not as_json:
-            _print_task(report, 0, show_diff=diff)
-
+    header: list[str] = []
     if not as_json:
         mode = " (check mode)" if check else ""
-        click.echo(f"{host_name}: running {', '.join(ids)}{mode}")
+        header.append(f"{host_name}: running {', '.join(ids)}{mode}")
+
+    def print_header() -> None:
+        # Printed once the inputs are known good: bad input exits 2 without it.
+        while header:
+            click.echo(header.pop())
+
+    def on_task(report: Any, depth: int) -> None:
+        if depth == 0 and not as_json:
+            print_header()
+            _print_task(report, 0, show_diff=diff)
+
     report = run_recipes(
         recipe_set,
         ids,
@@ -287,7 +295,9 @@ def run(  # noqa: PLR0917  (click passes options as arguments)
         tags=split_tags,
         state_dir=state_dir,
         on_task=on_task,
+        raise_input_errors=True,
     )
+    print_header()
     elapsed = time.perf_counter() - start
     if as_json:
         click.echo(json.dumps(report_to_json(report), indent=2, sort_keys=True))

@@ -108,20 +108,58 @@ def test_bad_extra_vars_are_usage_errors(
     )
 
 
-def test_an_input_that_breaks_its_rules_fails_the_run(
+def test_an_input_that_breaks_its_rules_is_a_user_error(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = cli(
+    code, out, err = cli(
         ["run", "web", "--host", "h1", "--state-dir", str(repo / "s"), "-e", "port=x"],
         capsys,
     )
 
-    assert code == 1
+    assert code == 2
+    assert out == ""  # no "running" header, no zero summary
     assert err.strip() == (
         "tenfra: error: recipes/web/main.yaml:3:9: input 'port' of recipe 'web': "
         "expected an integer, got a string 'x'; the value comes from the vars "
         "(inventory or -e), fix it there"
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ([], "recipes/strict.yaml: recipe 'strict' needs the input 'level'"),
+        (["-e", "level=9"], "recipes/strict.yaml:2:10: input 'level' of recipe"),
+        (["-e", "level=1", "-e", "mode=z"], "'z' is not one of the choices"),
+        (["-e", "level=1", "-e", "name=Bad!"], "input 'name' of recipe 'strict'"),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_bad_inputs_exit_2_with_one_line_before_anything_runs(
+    repo: Path,
+    capsys: pytest.CaptureFixture[str],
+    given: list[str],
+    problem: str,
+    as_json: bool,
+) -> None:
+    (repo / "recipes" / "strict.yaml").write_text(
+        """\
+inputs:
+  level: {type: integer, required: true, min: 1, max: 5}
+  mode: {type: string, choices: [a, b], default: a}
+  name: {type: string, regex: "[a-z]+", default: x}
+tasks:
+  - debug: msg=ran
+"""
+    )
+    args = ["run", "strict", "--host", "h1", "--state-dir", str(repo / "s")]
+    code, out, err = cli([*args, *given, *(["--json"] if as_json else [])], capsys)
+
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("tenfra: error: ")
+    assert problem in err
 
 
 def test_a_failing_task_stops_the_run_with_exit_code_1(
