@@ -17,6 +17,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 need_apt=()
 command -v podman >/dev/null || need_apt+=(podman)
 command -v runc >/dev/null || need_apt+=(runc)
+command -v slirp4netns >/dev/null || need_apt+=(slirp4netns)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
