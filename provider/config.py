@@ -255,6 +255,12 @@ class ServerConfig:
     workers: int = option("Worker processes; 0 means 2 x CPUs + 1.", default=0)
     threads: int = option("Threads per worker.", default=1)
     timeout: int = option("Seconds before a stuck worker is restarted.", default=60)
+    header_timeout: int = option(
+        "Seconds a client has to send a request's line and headers once it "
+        "connected or its keep-alive connection became readable; slower "
+        "clients are disconnected.",
+        default=10,
+    )
 
 
 @attrs.frozen(kw_only=True)

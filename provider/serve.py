@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
+import time
 from typing import Any, Optional
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from tenfra.provider.config import ProviderConfig
 
@@ -40,6 +44,67 @@ class ProviderApplication(BaseApplication):  # type: ignore[misc]
         from tenfra.provider.app import create_app
 
         return create_app(self.provider_config, background=True)
+
+
+class GuardedThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker with a deadline for each request's head.
+
+    A client gets ``server.headerTimeout`` seconds, from the moment a thread
+    takes its connection, to send the request line and headers (the wait in
+    the queue for a free thread does not count).  A client
+    that trickles or stalls (a "slowloris") is disconnected when the
+    deadline passes, so a few such clients cannot hold every thread; gunicorn
+    itself already parks connections that send nothing at all.
+    """
+
+    def init_process(self) -> None:
+        config = getattr(self.app, "provider_config", None)
+        self.header_timeout = float(
+            config.server.header_timeout if config is not None else 10
+        )
+        self._reading: dict[Any, float] = {}
+        self._reading_lock = threading.Lock()
+        threading.Thread(
+            target=self._disconnect_slow_clients,
+            name="tenfra-slow-clients",
+            daemon=True,
+        ).start()
+        super().init_process()
+
+    def handle(self, conn: Any) -> Any:
+        with self._reading_lock:
+            self._reading[conn] = time.monotonic() + self.header_timeout
+        try:
+            return super().handle(conn)
+        finally:
+            with self._reading_lock:
+                self._reading.pop(conn, None)
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        with self._reading_lock:
+            self._reading.pop(conn, None)
+        return super().handle_request(req, conn)
+
+    def _disconnect_slow_clients(self) -> None:
+        while True:
+            time.sleep(0.5)
+            moment = time.monotonic()
+            with self._reading_lock:
+                late = [
+                    c for c, deadline in self._reading.items() if deadline <= moment
+                ]
+                for conn in late:
+                    del self._reading[conn]
+            for conn in late:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:  # already closed by the client or gunicorn
+                    continue
+                logger.info(
+                    "disconnected %s: no complete request within %.0f s",
+                    conn.client[0] if conn.client else "a client",
+                    self.header_timeout,
+                )
 
 
 def _post_fork(_server: Any, _worker: Any) -> None:
@@ -102,7 +167,7 @@ def serve(
         "bind": [bind or server.bind],
         "workers": count,
         "threads": thread_count,
-        "worker_class": "gthread" if thread_count > 1 else "sync",
+        "worker_class": "tenfra.provider.serve.GuardedThreadWorker",
         "timeout": server.timeout,
         "graceful_timeout": 30,
         "keepalive": 5,
