@@ -390,6 +390,14 @@ def describe_error(
     if isinstance(error, KeyError):
         return f"{where or what} is required but missing"
     message = str(error).rstrip(".")
+    args = error.args
+    if len(args) >= 2 and isinstance(args[1], attrs.Attribute):
+        # An attrs validator: ValueError(message, attribute, *details).
+        where = where or yaml_key(args[1])
+        if len(args) == 4 and isinstance(args[2], (tuple, list, set, frozenset, dict)):
+            choices = ", ".join(sorted(str(c) for c in args[2]))
+            return f"{where}: {args[3]!r} is not one of: {choices}"
+        return f"{where}: {str(args[0]).rstrip('.')}"
     if isinstance(error, StrictTypeError):
         return f"{where}: {message}" if where else message
     if isinstance(error, (TypeError, ValueError)):

@@ -94,3 +94,35 @@ def test_yaml_key_is_camel_case_unless_metadata_says_otherwise() -> None:
 
     keys = [yaml_key(f) for f in attrs.fields(K)]
     assert keys == ["hostVars", "outRaw"]
+
+
+@attrs.frozen(kw_only=True)
+class Mode:
+    state: str = attrs.field(
+        default="file", validator=attrs.validators.in_(("file", "absent", "link"))
+    )
+    name: str = attrs.field(
+        default="a", validator=attrs.validators.matches_re(r"[a-z]+")
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "state: bogus",
+            "doc.yaml:1:1: state: 'bogus' is not one of: absent, file, link",
+        ),
+        (
+            "name: B1",
+            "doc.yaml:1:1: name: 'name' must match regex '[a-z]+' ('B1' doesn't)",
+        ),
+    ],
+)
+def test_attrs_validator_failures_read_as_one_clean_sentence(
+    text: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        structure(load_yaml(text, "doc.yaml"), Mode, source="doc.yaml")
+    assert str(info.value) == message
+    assert "Attribute(" not in str(info.value)
