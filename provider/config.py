@@ -256,9 +256,8 @@ class ServerConfig:
     threads: int = option("Threads per worker.", default=1)
     timeout: int = option("Seconds before a stuck worker is restarted.", default=60)
     header_timeout: int = option(
-        "Seconds a client has to send a request's line and headers once it "
-        "connected or its keep-alive connection became readable; slower "
-        "clients are disconnected.",
+        "Seconds a client has to send a request's line and headers once a "
+        "worker thread took its connection; slower clients are disconnected.",
         default=10,
     )
 
