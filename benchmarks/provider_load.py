@@ -256,56 +256,70 @@ def ms(value_us: float) -> float:
 # -- the bare route -------------------------------------------------------------------
 
 
-def bare_route(folder: Path, workers: int, hosts_file: Path, duration: float) -> Any:
-    port = free_port()
-    log = folder / "bare.log"
-    with open(log, "ab") as handle:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                # The provider's own worker setup: threaded workers with
-                # keep-alive (gunicorn's default sync worker closes every
-                # connection, which would make the yardstick slower).
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "1",
-                "--keep-alive",
-                "5",
-                "--workers",
-                str(workers),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--chdir",
-                str(ROOT / "benchmarks"),
-                "bare_app:app",
-            ],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=tenfra_env(),
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/api/v1/release", proc, log)
-        # The bare app's ETag differs from the release digests: rewrite the file.
+class BareRoute:
+    """benchmarks/bare_app.py under gunicorn, kept running beside the provider.
+
+    It is idle except while measured, so each poll phase can be bracketed by
+    two bare-route phases under the same machine load.
+    """
+
+    def __init__(self, folder: Path, workers: int, hosts_file: Path) -> None:
         from bare_app import ETAG
 
-        bare_hosts = folder / "bare-hosts.txt"
+        self.folder = folder
+        self.workers = workers
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = folder / "bare.log"
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        # The bare app's ETag differs from the release digests.
+        self.hosts_file = folder / "bare-hosts.txt"
         lines = hosts_file.read_text().splitlines()
-        bare_hosts.write_text(
+        self.hosts_file.write_text(
             "".join(f"{line.rsplit(' ', 1)[0]} {ETAG}\n" for line in lines)
         )
+
+    def start(self) -> None:
+        with open(self.log, "ab") as handle:
+            self.proc = subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    # The provider's own worker setup: threaded workers with
+                    # keep-alive (gunicorn's default sync worker closes every
+                    # connection, which would make the yardstick slower).
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    "1",
+                    "--keep-alive",
+                    "5",
+                    "--workers",
+                    str(self.workers),
+                    "--bind",
+                    self.url.removeprefix("http://"),
+                    "--chdir",
+                    str(ROOT / "benchmarks"),
+                    "bare_app:app",
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=tenfra_env(),
+            )
+        wait_http(f"{self.url}/api/v1/release", self.proc, self.log)
+
+    def measure(self, duration: float) -> dict[str, Any]:
         result = wrk(
-            url,
+            self.url,
             mode="poll",
-            hosts_file=bare_hosts,
+            hosts_file=self.hosts_file,
             report_file=None,
             duration=duration,
         )
         check_statuses(result, "304", "bare Flask route")
         return result
-    finally:
-        stop_process(proc)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
 
 
 # -- the restart herd ----------------------------------------------------------------
@@ -649,6 +663,7 @@ def bench_database(  # noqa: PLR0917
     release_url: str,
     hosts: list[str],
     args: argparse.Namespace,
+    bare: BareRoute,
 ) -> dict[str, Any]:
     folder = work / f"provider-{name}"
     # The default scan interval (15 s); the release is imported once, now.
@@ -699,6 +714,7 @@ def bench_database(  # noqa: PLR0917
             f"{2000 / cost['report']['cpu_ms']:.0f} posts/s",
             flush=True,
         )
+        bare_before = bare.measure(args.duration)
         polls = wrk(
             provider.url,
             mode="poll",
@@ -707,8 +723,17 @@ def bench_database(  # noqa: PLR0917
             duration=args.duration,
         )
         check_statuses(polls, "304", f"[{name}] polls")
+        bare_after = bare.measure(args.duration)
         result["polls"] = polls
-        print(f"[{name}] polls:   {summary(polls)}", flush=True)
+        result["bare"] = [bare_before, bare_after]
+        bare_rate = (bare_before["rate"] + bare_after["rate"]) / 2
+        result["poll_cost_ratio"] = bare_rate / polls["rate"] if polls["rate"] else 0
+        print(
+            f"[{name}] polls:   {summary(polls)}; bare route just before and after: "
+            f"{bare_before['rate']:.0f}/s, {bare_after['rate']:.0f}/s -> a poll "
+            f"costs {result['poll_cost_ratio']:.2f}x a bare route",
+            flush=True,
+        )
 
         before = count_runs(provider)
         reports = wrk(
@@ -850,24 +875,22 @@ def main() -> None:
         release_url = compile_release(work, hosts)
         hosts_file = work / "bare-source.txt"
         hosts_file.write_text("".join(f"{h} x{'0' * 30} x\n" for h in hosts))
-        bare = bare_route(work, args.workers, hosts_file, args.duration)
-        results["bare_runs"] = [bare]
-        print(f"[bare Flask 304] {summary(bare)}", flush=True)
-        for db in args.db.split(","):
-            url = None
-            if db == "postgres":
-                postgres = Postgres()
-                postgres.start()
-                url = postgres.database()
-            elif db != "sqlite":
-                raise BenchError(f"--db: unknown database {db!r}")
-            results[db] = bench_database(db, url, work, release_url, hosts, args)
-        # The load of a shared machine drifts: the bare route runs again at
-        # the end, and the faster of its two runs is the yardstick.
-        again = bare_route(work, args.workers, hosts_file, args.duration)
-        results["bare_runs"].append(again)
-        print(f"[bare Flask 304, again] {summary(again)}", flush=True)
-        results["bare"] = max(results["bare_runs"], key=lambda r: r["rate"])
+        bare = BareRoute(work, args.workers, hosts_file)
+        bare.start()
+        try:
+            for db in args.db.split(","):
+                url = None
+                if db == "postgres":
+                    postgres = Postgres()
+                    postgres.start()
+                    url = postgres.database()
+                elif db != "sqlite":
+                    raise BenchError(f"--db: unknown database {db!r}")
+                results[db] = bench_database(
+                    db, url, work, release_url, hosts, args, bare
+                )
+        finally:
+            bare.stop()
     finally:
         if postgres is not None:
             postgres.stop()
@@ -877,18 +900,7 @@ def main() -> None:
 
 
 def report(results: dict[str, Any], info: dict[str, Any], args: Any) -> None:
-    bare = results["bare"]
     rows = [["scenario", "rate", "p50", "p99", "target", "verdict"]]
-    rows.append(
-        [
-            f"bare Flask 304, gunicorn {args.workers} workers (faster of 2 runs)",
-            f"{bare['rate']:.0f}/s",
-            f"{ms(bare['latency_us']['p50']):.1f} ms",
-            f"{ms(bare['latency_us']['p99']):.1f} ms",
-            "-",
-            "-",
-        ]
-    )
     verdicts = []
     for db in ("sqlite", "postgres"):
         if db not in results:
@@ -900,6 +912,17 @@ def report(results: dict[str, Any], info: dict[str, Any], args: Any) -> None:
             ("polls at 1,000/s + reports", r["mixed"]["polls"], TARGET_POLLS, True),
             ("reports at 300/s + polls", r["mixed"]["reports"], TARGET_REPORTS, True),
         ]
+        for index, bare in enumerate(r["bare"]):
+            rows.append(
+                [
+                    f"{db}: bare Flask 304 route ({('before', 'after')[index]} polls)",
+                    f"{bare['rate']:.0f}/s",
+                    f"{ms(bare['latency_us']['p50']):.1f} ms",
+                    f"{ms(bare['latency_us']['p99']):.1f} ms",
+                    "-",
+                    "-",
+                ]
+            )
         for label, res, rate_target, paced in pairs:
             p99 = ms(res["latency_us"]["p99"])
             if not paced:
@@ -919,8 +942,7 @@ def report(results: dict[str, Any], info: dict[str, Any], args: Any) -> None:
                     "met" if ok else "NOT met",
                 ]
             )
-        poll_ratio = bare["rate"] / r["polls"]["rate"] if r["polls"]["rate"] else 0
-        r["poll_cost_ratio"] = poll_ratio
+        poll_ratio = r["poll_cost_ratio"]
         verdicts.append(
             f"{db}: a poll costs {poll_ratio:.2f}x a bare Flask 304 route "
             f"(target <= 2x): " + ("met" if poll_ratio <= 2 else "NOT met")
