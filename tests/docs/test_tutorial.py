@@ -233,8 +233,16 @@ class Session:
     last_output: str = ""
 
     def _argv(self, script: str, cwd_file: Path) -> list[str]:
+        # The real /tmp stays reachable under the work folder, so the folders
+        # this test's own Python and checkout live in (when a CI clone sits
+        # under /tmp) are bound back into the private /tmp.
         prologue = (
+            'mount --bind /tmp "$TUTORIAL_REAL_TMP" || exit 97\n'
             'mount --bind "$TUTORIAL_PRIVATE_TMP" /tmp || exit 97\n'
+            "for top in $TUTORIAL_KEEP; do\n"
+            '  mkdir -p "/tmp/$top" && mount --bind "$TUTORIAL_REAL_TMP/$top" '
+            '"/tmp/$top" || exit 97\n'
+            "done\n"
             f"cd {self.cwd}\n"
             "set -e -o pipefail\n"
         )
@@ -371,9 +379,17 @@ def session() -> Iterator[Session]:
     work = Path(tempfile.mkdtemp(prefix="tenfra-tutorial-", dir="/var/tmp"))
     home = work / "home"
     private_tmp = work / "tmp"
-    for folder in (home, private_tmp):
+    real_tmp = work / "real-tmp"
+    for folder in (home, private_tmp, real_tmp):
         folder.mkdir(mode=0o700)
     private_tmp.chmod(0o1777)
+    keep = sorted(
+        {
+            path.relative_to("/tmp").parts[0]
+            for path in (Path(sys.prefix), Path(__file__).resolve())
+            if path.is_relative_to("/tmp")
+        }
+    )
     env = {
         key: value
         for key, value in os.environ.items()
@@ -383,6 +399,8 @@ def session() -> Iterator[Session]:
         HOME=str(home),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         TUTORIAL_PRIVATE_TMP=str(private_tmp),
+        TUTORIAL_REAL_TMP=str(real_tmp),
+        TUTORIAL_KEEP=" ".join(keep),
     )
     session = Session(work=work, private_tmp=private_tmp, cwd=work, env=env)
     try:
