@@ -312,21 +312,8 @@ def check_signature(
         return _check_signature_pure(data, signature, public_key, what=what)
     keys = _public_keys(public_key)
     if not keys:
-        raise VerificationError(
-            f"{what} is signed but no public key is configured to check it; "
-            "configure the public key made by 'tenfra keygen'."
-        )
-    text = (
-        signature.encode("ascii", "replace")
-        if isinstance(signature, str)
-        else signature
-    )
-    try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationError(
-            f"{what} has a signature that is not valid base64, so it was rejected."
-        ) from None
+        raise _no_public_key(what)
+    raw = _decode_signature(signature, what)
     for key in keys:
         try:
             key.verify(raw, data)
@@ -338,6 +325,28 @@ def check_signature(
         f"{what} does not match its signature (trusted key {trusted}): it was "
         "changed after signing, truncated, or signed with another key. It was "
         "rejected; recompile and re-publish the release with the right key."
+    )
+
+
+def _decode_signature(signature: Union[bytes, str], what: str) -> bytes:
+    """The raw bytes of a base64 signature, or a VerificationError naming ``what``."""
+    text = (
+        signature.encode("ascii", "replace")
+        if isinstance(signature, str)
+        else signature
+    )
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationError(
+            f"{what} has a signature that is not valid base64, so it was rejected."
+        ) from None
+
+
+def _no_public_key(what: str) -> VerificationError:
+    return VerificationError(
+        f"{what} is signed but no public key is configured to check it; "
+        "configure the public key made by 'tenfra keygen'."
     )
 
 
@@ -360,21 +369,8 @@ def _check_signature_pure(
     if public_key is not None and not isinstance(public_key, (list, tuple)):
         sources = [public_key]
     if not sources:
-        raise VerificationError(
-            f"{what} is signed but no public key is configured to check it; "
-            "configure the public key made by 'tenfra keygen'."
-        )
-    text = (
-        signature.encode("ascii", "replace")
-        if isinstance(signature, str)
-        else signature
-    )
-    try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationError(
-            f"{what} has a signature that is not valid base64, so it was rejected."
-        ) from None
+        raise _no_public_key(what)
+    raw = _decode_signature(signature, what)
     for source in sources:
         pem = source if isinstance(source, bytes) else Path(str(source)).read_bytes()
         try:
